@@ -1,0 +1,60 @@
+"""tfmagic: make TensorFlow/Keras notebook state visible and re-runnable.
+
+``%load_ext tfmagic`` registers the magics; this module imports nothing heavy
+(no TensorFlow, no IPython display machinery) until a function is called.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tfmagic.probe import Snapshot
+    from tfmagic.stats import GraphStats
+    from tfmagic.tracker import CellRecord
+
+__version__ = "0.1.0"
+__all__ = [
+    "graph_stats",
+    "history",
+    "load_ipython_extension",
+    "snapshot",
+    "unload_ipython_extension",
+]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    from tfmagic import extension
+
+    extension.load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from tfmagic import extension
+
+    extension.unload(ipython)
+
+
+def snapshot() -> Snapshot:
+    """TF/Keras state now (``Snapshot``); starts tracking if the extension is not loaded."""
+    from tfmagic import frameworks, probe
+    from tfmagic.registry import REGISTRY
+
+    frameworks.start_tracking(REGISTRY)
+    return probe.snapshot()
+
+
+def history() -> list[CellRecord]:
+    """The recorded cell runs, oldest first (empty unless ``%load_ext tfmagic``)."""
+    from tfmagic import extension
+
+    tracker = extension.active_tracker()
+    return list(tracker.history) if tracker else []
+
+
+def graph_stats(cell: int | None = None, last: int | None = None) -> GraphStats:
+    """The Python twin of ``%tf_graph_stats``: every run of ``In[cell]``, and/or the last N."""
+    from tfmagic import probe
+    from tfmagic.stats import GraphStats, select
+
+    return GraphStats(select(history(), cell=cell, last=last), probe.snapshot())

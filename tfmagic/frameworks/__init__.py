@@ -1,0 +1,76 @@
+"""One small module per flavour; this one starts tracking each as it is imported."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from tfmagic import importwatch, incidents
+from tfmagic.frameworks import keras3, tf1, tf_core, tf_keras
+from tfmagic.registry import Registry, seed_from_heap
+
+Installer = Callable[[Registry], dict[type, Any]]
+
+# Top-level module → what to wrap once it has been imported.
+INSTALLERS: dict[str, tuple[Installer, ...]] = {
+    "tensorflow": (tf_core.install, tf1.install),
+    "keras": (keras3.install,),
+    "tf_keras": (tf_keras.install,),
+}
+
+_callbacks: list[Callable[[ModuleType], None]] = []
+_watching: set[str] = set()
+
+
+def start_tracking(registry: Registry) -> None:
+    """Track each flavour from its import on; seed once from the heap if already imported."""
+    already: dict[type, Any] = {}
+    for name, installers in INSTALLERS.items():
+        if name in registry.installed or name in _watching:
+            continue  # %reload_ext: the wrappers from the first load still count
+        if name in sys.modules:
+            for install in installers:
+                already.update(install(registry))
+            registry.installed.add(name)
+        else:
+            callback = _installing(registry, name, installers)
+            _callbacks.append(callback)
+            _watching.add(name)
+            importwatch.when_imported(name, callback)
+    if already:
+        seed_from_heap(already)
+
+
+def stop_tracking() -> None:
+    """Forget pending installs. Wrapped constructors stay: they are cheap and idempotent."""
+    for callback in _callbacks:
+        importwatch.forget(callback)
+    _callbacks.clear()
+    _watching.clear()
+
+
+def _installing(
+    registry: Registry, name: str, installers: tuple[Installer, ...]
+) -> Callable[[ModuleType], None]:
+    def on_import(module: ModuleType) -> None:
+        # Runs inside the user's ``import tensorflow``: it must never make that fail.
+        try:
+            for install in installers:
+                install(registry)
+            registry.installed.add(name)
+        except Exception as exc:  # noqa: BLE001
+            incidents.record(f"tracking {name}", exc)
+
+    return on_import
+
+
+def keras_flavours() -> list[ModuleType]:
+    """The Keras flavour modules of this process that have been imported."""
+    flavours = []
+    if "keras" in sys.modules and "keras.src.backend.common.global_state" in sys.modules:
+        flavours.append(keras3)
+    if "tf_keras" in sys.modules and "tf_keras.src.backend" in sys.modules:
+        flavours.append(tf_keras)
+    return flavours

@@ -1,0 +1,68 @@
+"""Keras 3 (``keras``, also ``tf.keras`` unless ``TF_USE_LEGACY_KERAS=1``)."""
+
+from __future__ import annotations
+
+import collections
+from typing import Any
+
+from tfmagic.registry import Registry, track_instances
+
+# Keras 3 keeps user settings in the same global-state dict as its name counters,
+# and clear_session() drops them all; these are the ones a reset must carry over.
+SETTINGS = (
+    "dtype_policy",
+    "global_random_seed",
+    "distribution",
+    "flash_attention",
+    "interactive_logging",
+    "traceback_filtering",
+    "safe_mode_saving",
+    "use_legacy_config",
+    "nnx_enabled",
+)
+
+
+def install(registry: Registry) -> dict[type, Any]:
+    from keras.src.layers.layer import Layer
+    from keras.src.models.model import Model
+
+    def on_layer(layer: Any) -> None:
+        (registry.models if isinstance(layer, Model) else registry.layers).add(layer)
+
+    track_instances(Layer, on_layer)
+    return {Layer: on_layer}
+
+
+def name_counters() -> dict[str, int]:
+    """How many objects of each auto-name prefix were made (``dense`` → 3)."""
+    from keras.src.backend.common import global_state
+
+    uids = global_state.get_global_attribute("object_name_uids")
+    return dict(uids) if uids else {}
+
+
+def set_name_counters(counters: dict[str, int]) -> None:
+    from keras.src.backend.common import global_state
+
+    global_state.set_global_attribute("object_name_uids", collections.defaultdict(int, counters))
+
+
+def settings() -> dict[str, Any]:
+    from keras.src.backend.common import global_state
+
+    return {
+        key: value
+        for key in SETTINGS
+        if (value := global_state.get_global_attribute(key)) is not None
+    }
+
+
+def clear_keeping_settings() -> None:
+    """``keras.backend.clear_session()`` minus forgetting the dtype policy and seed."""
+    import keras
+    from keras.src.backend.common import global_state
+
+    kept = settings()
+    keras.backend.clear_session(free_memory=False)
+    for key, value in kept.items():
+        global_state.set_global_attribute(key, value)

@@ -1,0 +1,85 @@
+"""TensorFlow itself: variables, traced functions, graph ops, allocator memory.
+
+Only ever called once ``tensorflow`` is in ``sys.modules``; nothing here imports
+TensorFlow on its own.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from tfmagic.registry import Registry, track_calls, track_instances
+
+
+def install(registry: Registry) -> dict[type, Any]:
+    """Wrap the constructors that create variables and ``tf.function``s."""
+    from tensorflow.core.function.polymorphism import function_cache
+    from tensorflow.python.eager.polymorphic_function import polymorphic_function
+    from tensorflow.python.ops import ref_variable, resource_variable_ops
+
+    # _UnreadVariable is a view that shares its parent's handle: not new storage.
+    unread = resource_variable_ops._UnreadVariable
+
+    def on_variable(variable: Any) -> None:
+        if type(variable) is not unread:
+            registry.variables.add(variable, variable_bytes(variable))
+
+    def on_function(function: Any) -> None:
+        if function not in registry.functions:
+            registry.functions.add(function)
+            registry.traces += function.experimental_get_tracing_count()
+
+    kinds: dict[type, Any] = {
+        resource_variable_ops.BaseResourceVariable: on_variable,
+        ref_variable.RefVariable: on_variable,
+        polymorphic_function.Function: on_function,
+    }
+    for cls, on_new in kinds.items():
+        track_instances(cls, on_new)
+    track_calls(function_cache.FunctionCache, "add", registry.count_trace)
+    return kinds
+
+
+def variable_bytes(variable: Any) -> int:
+    """Bytes of a variable's value; 0 when its shape is not fully known."""
+    try:
+        elements = variable.shape.num_elements()
+        return int(elements or 0) * int(variable.dtype.size)
+    except Exception:  # noqa: BLE001 - e.g. string variables have no fixed size
+        return 0
+
+
+def default_graph_ops() -> int:
+    """Operations in the current default graph (a graph never removes ops)."""
+    from tensorflow.python.framework import ops
+
+    return int(ops.get_default_graph().version)
+
+
+def memory_by_device() -> dict[str, int]:
+    """Current TF allocator bytes per device, without initialising the runtime.
+
+    Reading devices would initialise TensorFlow's eager context, after which the
+    user can no longer call ``tf.config.set_visible_devices`` or enable memory
+    growth; so until something else has initialised it, report nothing.
+    """
+    from tensorflow.python.eager import context
+
+    ctx = context.context()
+    if not getattr(ctx, "_initialized", False):
+        return {}
+    memory: dict[str, int] = {}
+    for device in ctx.list_logical_devices():
+        if device.device_type not in ("CPU", "GPU"):
+            continue
+        name = device.name.replace("/device:", "")
+        try:
+            memory[name] = int(ctx.get_memory_info(name)["current"])
+        except (ValueError, RuntimeError):
+            continue  # e.g. a pluggable device without allocator stats
+    return memory
+
+
+def is_imported() -> bool:
+    return "tensorflow" in sys.modules

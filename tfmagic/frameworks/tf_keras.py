@@ -1,0 +1,52 @@
+"""tf_keras (Keras 2; ``tf.keras`` when ``TF_USE_LEGACY_KERAS=1``)."""
+
+from __future__ import annotations
+
+import collections
+from typing import Any
+
+from tfmagic.registry import Registry, track_instances
+
+
+def install(registry: Registry) -> dict[type, Any]:
+    from tf_keras.src.engine import base_layer, base_layer_v1, training
+
+    def on_layer(layer: Any) -> None:
+        (registry.models if isinstance(layer, training.Model) else registry.layers).add(layer)
+
+    # base_layer_v1.Layer (TF1 graph mode) does not call base_layer.Layer.__init__.
+    kinds: dict[type, Any] = {base_layer.Layer: on_layer, base_layer_v1.Layer: on_layer}
+    for cls, on_new in kinds.items():
+        track_instances(cls, on_new)
+    return kinds
+
+
+def _uid_map() -> collections.defaultdict[tuple[str, str], int]:
+    from tf_keras.src import backend
+
+    return backend.get_default_graph_uid_map()
+
+
+def name_counters() -> dict[str, int]:
+    """Name counters of the current default graph, ``namespace/prefix`` → count."""
+    from tensorflow.python.framework import ops
+    from tf_keras.src import backend
+
+    uids = backend.PER_GRAPH_OBJECT_NAME_UIDS.get(ops.get_default_graph(), {})
+    return {f"{ns}/{name}" if ns else name: n for (ns, name), n in uids.items()}
+
+
+def set_name_counters(counters: dict[str, int]) -> None:
+    uids = _uid_map()
+    uids.clear()
+    for key, n in counters.items():
+        ns, _, name = key.rpartition("/")
+        uids[(ns, name)] = n
+
+
+def clear_keeping_settings() -> None:
+    """``tf_keras.backend.clear_session()``; its dtype policy and floatx are module
+    globals that clear_session() leaves alone, so there is nothing to carry over."""
+    import tf_keras
+
+    tf_keras.backend.clear_session()

@@ -1,0 +1,131 @@
+"""Live TF/Keras objects, counted in O(1) through weak references.
+
+Counting by walking the heap costs time in proportion to every Python object the
+user has. Instead, the constructors of the few TF classes that matter are wrapped
+once, when TensorFlow (or Keras) is imported, and each new instance is remembered
+by a weak reference. A count is then ``len()`` of a dict and the byte total is a
+running sum kept up to date by the weak-reference callbacks.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any
+
+
+class LiveSet:
+    """The live instances of one kind, with an optional running byte total."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._refs: dict[int, weakref.ref[Any]] = {}
+        self._sizes: dict[int, int] = {}
+        self.total_bytes = 0
+
+    def add(self, obj: Any, nbytes: int = 0) -> None:
+        key = id(obj)
+        known = self._refs.get(key)
+        if known is not None and known() is obj:
+            return
+        self._refs[key] = weakref.ref(obj, functools.partial(self._forget, key))
+        if nbytes:
+            self._sizes[key] = nbytes
+            self.total_bytes += nbytes
+
+    def _forget(self, key: int, ref: weakref.ref[Any]) -> None:
+        if self._refs.get(key) is not ref:
+            return  # the id was already reused by a newer object
+        del self._refs[key]
+        self.total_bytes -= self._sizes.pop(key, 0)
+
+    def __len__(self) -> int:
+        return len(self._refs)
+
+    def __iter__(self) -> Iterator[Any]:
+        for ref in list(self._refs.values()):
+            obj = ref()
+            if obj is not None:
+                yield obj
+
+    def __contains__(self, obj: object) -> bool:
+        ref = self._refs.get(id(obj))
+        return ref is not None and ref() is obj
+
+
+class Registry:
+    """Every kind tfmagic counts, plus the running count of ``tf.function`` traces."""
+
+    def __init__(self) -> None:
+        self.variables = LiveSet("variable")
+        self.layers = LiveSet("layer")
+        self.models = LiveSet("model")
+        self.sessions = LiveSet("session")
+        self.functions = LiveSet("function")
+        self.traces = 0
+        # Top-level modules ("tensorflow", "keras", "tf_keras") whose classes are wrapped.
+        self.installed: set[str] = set()
+
+    def count_trace(self) -> None:
+        self.traces += 1
+
+
+REGISTRY = Registry()
+
+
+def track_instances(cls: type, on_new: Callable[[Any], None]) -> None:
+    """Call ``on_new(instance)`` after every ``cls.__init__`` (subclasses included).
+
+    Idempotent: wrapping twice (``%reload_ext``, a second flavour) is avoided by a marker.
+    Subclasses that define their own ``__init__`` reach this one through ``super()``;
+    ``on_new`` may therefore see an instance twice, which ``LiveSet.add`` ignores.
+    """
+    original = cls.__dict__["__init__"]
+    if getattr(original, "_tfmagic_tracked", False):
+        return
+
+    @functools.wraps(original)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        try:
+            on_new(self)
+        except Exception:  # noqa: BLE001 - counting must never break construction
+            pass
+
+    __init__._tfmagic_tracked = True  # type: ignore[attr-defined]
+    cls.__init__ = __init__  # type: ignore[misc]
+
+
+def track_calls(owner: Any, attribute: str, on_call: Callable[[], None]) -> None:
+    """Call ``on_call()`` after each call of ``owner.attribute`` (a function or method)."""
+    original = getattr(owner, attribute)
+    if getattr(original, "_tfmagic_tracked", False):
+        return
+
+    @functools.wraps(original)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        try:
+            on_call()
+        except Exception:  # noqa: BLE001
+            pass
+        return result
+
+    wrapper._tfmagic_tracked = True  # type: ignore[attr-defined]
+    setattr(owner, attribute, wrapper)
+
+
+def seed_from_heap(kinds: dict[type, Callable[[Any], None]]) -> None:
+    """Register instances that already existed before the constructors were wrapped.
+
+    Runs once, and only when tfmagic is loaded after TensorFlow was imported; the
+    per-cell path never walks the heap.
+    """
+    classes = tuple(kinds)
+    for obj in gc.get_objects():
+        if isinstance(obj, classes):
+            for cls, on_new in kinds.items():
+                if isinstance(obj, cls):
+                    on_new(obj)
