@@ -65,11 +65,31 @@ class Registry:
         self.sessions = LiveSet("session")
         self.functions = LiveSet("function")
         self.traces = 0
+        self._trace_counts: dict[int, int] = {}  # id(function cache) → traces counted
         # Top-level modules ("tensorflow", "keras", "tf_keras") whose classes are wrapped.
         self.installed: set[str] = set()
 
-    def count_trace(self) -> None:
-        self.traces += 1
+    def watch_traces(self, cache: Any, owner: Any) -> None:
+        """Count the traces in ``owner``'s function cache, now and as it grows.
+
+        The total keeps a function's traces after it dies ("seen since load"), as
+        ``experimental_get_tracing_count()`` would have said just before.
+        """
+        key = id(cache)
+        if key in self._trace_counts:
+            return
+        self._trace_counts[key] = len(cache)
+        self.traces += len(cache)
+        weakref.finalize(owner, self._trace_counts.pop, key, None)
+
+    def cache_changed(self, cache: Any) -> None:
+        key = id(cache)
+        known = self._trace_counts.get(key)
+        if known is None:
+            return  # a cache that belongs to no tracked tf.function
+        now = len(cache)
+        self.traces += max(0, now - known)
+        self._trace_counts[key] = now
 
 
 REGISTRY = Registry()
@@ -98,23 +118,23 @@ def track_instances(cls: type, on_new: Callable[[Any], None]) -> None:
     cls.__init__ = __init__  # type: ignore[misc]
 
 
-def track_calls(owner: Any, attribute: str, on_call: Callable[[], None]) -> None:
-    """Call ``on_call()`` after each call of ``owner.attribute`` (a function or method)."""
-    original = getattr(owner, attribute)
+def track_method(cls: type, method: str, after: Callable[[Any], None]) -> None:
+    """Call ``after(instance)`` after each call of ``cls.method``."""
+    original = cls.__dict__[method]
     if getattr(original, "_tfmagic_tracked", False):
         return
 
     @functools.wraps(original)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        result = original(*args, **kwargs)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, *args, **kwargs)
         try:
-            on_call()
+            after(self)
         except Exception:  # noqa: BLE001
             pass
         return result
 
     wrapper._tfmagic_tracked = True  # type: ignore[attr-defined]
-    setattr(owner, attribute, wrapper)
+    setattr(cls, method, wrapper)
 
 
 def seed_from_heap(kinds: dict[type, Callable[[Any], None]]) -> None:

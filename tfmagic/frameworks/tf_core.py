@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from tfmagic.registry import Registry, track_calls, track_instances
+from tfmagic.registry import Registry, track_instances, track_method
 
 
 def install(registry: Registry) -> dict[type, Any]:
@@ -26,9 +26,9 @@ def install(registry: Registry) -> dict[type, Any]:
             registry.variables.add(variable, variable_bytes(variable))
 
     def on_function(function: Any) -> None:
-        if function not in registry.functions:
-            registry.functions.add(function)
-            registry.traces += function.experimental_get_tracing_count()
+        registry.functions.add(function)
+        # experimental_get_tracing_count() is len() of this cache.
+        registry.watch_traces(function._function_cache, function)
 
     kinds: dict[type, Any] = {
         resource_variable_ops.BaseResourceVariable: on_variable,
@@ -37,7 +37,7 @@ def install(registry: Registry) -> dict[type, Any]:
     }
     for cls, on_new in kinds.items():
         track_instances(cls, on_new)
-    track_calls(function_cache.FunctionCache, "add", registry.count_trace)
+    track_method(function_cache.FunctionCache, "add", registry.cache_changed)
     return kinds
 
 
