@@ -49,7 +49,8 @@ TF_KERAS = [
     "LAYER, MODEL = tf_keras.layers.Layer, tf_keras.Model\n"
     "early = tf_keras.Sequential([tf_keras.layers.Dense(4, input_shape=(3,))])",
     "%load_ext tfmagic",
-    "m = tf_keras.Sequential([tf_keras.layers.Dense(8, input_shape=(4,)), tf_keras.layers.Dense(1)])\n"
+    "Dense = tf_keras.layers.Dense\n"
+    "m = tf_keras.Sequential([Dense(8, input_shape=(4,)), Dense(1)])\n"
     "m.compile('sgd', 'mse')\nm.train_on_batch(tf.zeros([4, 4]), tf.zeros([4, 1]))\n"
     "assert tf.keras.layers.Dense.__module__.startswith('tf_keras')",
 ]

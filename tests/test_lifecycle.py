@@ -58,7 +58,10 @@ def test_extension_loads_from_ipython_config(tmp_path):
     profile.mkdir()
     (profile / "ipython_config.py").write_text("c.InteractiveShellApp.extensions = ['tfmagic']\n")
     env = {**os.environ, "IPYTHONDIR": str(tmp_path)}
-    code = "import sys; print('magic' , 'tf_graph_stats' in get_ipython().magics_manager.magics['line'], 'tensorflow' in sys.modules)"
+    code = (
+        "import sys; magics = get_ipython().magics_manager.magics['line']; "
+        "print('magic', 'tf_graph_stats' in magics, 'tensorflow' in sys.modules)"
+    )
     proc = subprocess.run(
         [sys.executable, "-m", "IPython", "--no-banner", "-c", code],
         capture_output=True,
