@@ -121,25 +121,31 @@ class CellTracker:
 
     def post_run_cell(self, result: Any) -> None:
         info = getattr(result, "info", None)
-        # IPython fires post_run_cell without pre_run_cell for a blank cell.
-        if not self._stack or self._stack[-1].info is not info:
+        if self._stack and self._stack[-1].info is info:
+            running = self._stack.pop()
+            if self._stack:
+                return  # the end of a nested run_cell
+            self._finish(running, result)
+        elif self._stack:
             return
-        running = self._stack.pop()
-        if self._stack:
-            return
+        # Also reached for a blank cell (IPython fires no pre_run_cell for it) and
+        # when pre_run_cell itself failed: that failure is shown here.
+        for incident in incidents.unshown():
+            print(incident, file=sys.stderr)
+
+    def _finish(self, running: _Running, result: Any) -> None:
         try:
             record = self._record(running, result)
             self.history.append(record)
             self._warn_if_grew(record)
-            for listener in list(self.listeners):
-                try:
-                    listener(record)
-                except Exception as exc:  # noqa: BLE001
-                    incidents.record(f"listener {getattr(listener, '__name__', listener)}", exc)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - never break the user's cell
             incidents.record("post_run_cell", exc)
-        for incident in incidents.unshown():
-            print(incident, file=sys.stderr)
+            return
+        for listener in list(self.listeners):
+            try:
+                listener(record)
+            except Exception as exc:  # noqa: BLE001
+                incidents.record(f"listener {getattr(listener, '__name__', listener)}", exc)
 
     # -- records ---------------------------------------------------------------
     def _record(self, running: _Running, result: Any) -> CellRecord:
