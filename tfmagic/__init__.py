@@ -9,7 +9,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from tfmagic.isolation import CellState
     from tfmagic.probe import Snapshot
+    from tfmagic.reset_state import ResetReport
     from tfmagic.stats import GraphStats
     from tfmagic.tracker import CellRecord
 
@@ -17,7 +21,9 @@ __version__ = "0.1.0"
 __all__ = [
     "graph_stats",
     "history",
+    "isolated",
     "load_ipython_extension",
+    "reset",
     "snapshot",
     "unload_ipython_extension",
 ]
@@ -58,3 +64,37 @@ def graph_stats(cell: int | None = None, last: int | None = None) -> GraphStats:
     from tfmagic.stats import GraphStats, select
 
     return GraphStats(select(history(), cell=cell, last=last), probe.snapshot())
+
+
+def isolated(key: str | None = None) -> AbstractContextManager[CellState]:
+    """``with tfmagic.isolated():`` — the Python twin of ``%%tf_isolated``.
+
+    ``key`` identifies the block across re-runs; by default the running notebook cell,
+    or else the caller's file and line.
+    """
+    import sys
+
+    from tfmagic import extension
+    from tfmagic.isolation import ISOLATION
+
+    tracker = extension.active_tracker()
+    if key is None and tracker is not None:
+        key = tracker.current_cell_key()
+    if key is None:
+        caller = sys._getframe(1)
+        key = f"{caller.f_code.co_filename}:{caller.f_lineno}"
+    return ISOLATION.run(key, tracker.shell if tracker else None)
+
+
+def reset(hard: bool = False, dry_run: bool = False, keep: tuple[str, ...] = ()) -> ResetReport:
+    """The Python twin of ``%tf_reset``; see its help for what it does."""
+    from tfmagic import extension, reset_state
+    from tfmagic.isolation import ISOLATION
+
+    tracker = extension.active_tracker()
+    report = reset_state.reset(
+        tracker.shell if tracker else None, hard=hard, dry_run=dry_run, keep=keep
+    )
+    if not dry_run:
+        ISOLATION.forget()
+    return report

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tfmagic import frameworks
+from tfmagic.isolation import ISOLATION
 from tfmagic.magics import TFMagics
 from tfmagic.registry import REGISTRY
 from tfmagic.tracker import CellTracker
@@ -19,7 +20,7 @@ def load(shell: Any) -> None:
         unload(_tracker.shell)  # a second load without unload must not double the hooks
     frameworks.start_tracking(REGISTRY)
     tracker = CellTracker(shell)
-    magics = TFMagics(shell=shell, tracker=tracker)
+    magics = TFMagics(shell=shell, tracker=tracker, isolation=ISOLATION)
     tracker.register()
     shell.register_magics(magics)
     shell.configurables.append(magics)

@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 from traitlets import Bool, Int, observe
 
 from tfmagic import probe
+from tfmagic.cellrun import run_cell_body
+from tfmagic.isolation import Isolation
+from tfmagic.reset_state import ResetReport, UnknownNames, reset
 from tfmagic.stats import GraphStats, NoSuchCell, select
 from tfmagic.tracker import CellTracker
 
@@ -29,9 +32,12 @@ class TFMagics(Magics):
     ).tag(config=True)
     history_limit = Int(1000, help="How many cell runs to keep in the history.").tag(config=True)
 
-    def __init__(self, shell: Any, tracker: CellTracker, **kwargs: Any) -> None:
+    def __init__(
+        self, shell: Any, tracker: CellTracker, isolation: Isolation, **kwargs: Any
+    ) -> None:
         super().__init__(shell=shell, **kwargs)
         self.tracker = tracker
+        self.isolation = isolation
         tracker.warn_on_growth = self.warn_on_growth
         self._resize_history(self.history_limit)
 
@@ -93,4 +99,69 @@ class TFMagics(Magics):
         if args.output:
             return stats
         display(stats)
+        return None
+
+    # ------------------------------------------------------------------------
+    @magic_arguments()
+    @argument(
+        "--key",
+        metavar="NAME",
+        help="Identify the cell by NAME instead of its notebook cell id (or source).",
+    )
+    @cell_magic
+    def tf_isolated(self, line: str, cell: str) -> Any:
+        """Run the cell so that re-running it leaves TF state as if it had run once.
+
+        In TF1 graph mode the body runs in a fresh tf.Graph (sessions made in it stay
+        usable later; the previous run's sessions are closed). Keras layers get the same
+        auto-generated names on every run. The previous run's results pinned by the
+        output history (Out[N], _N, _, __, ___) are released. An error in the body
+        fails the cell. Example::
+
+            %%tf_isolated
+            with tf.compat.v1.variable_scope("weight_def"):
+                w = tf.compat.v1.get_variable("weights", shape=[3, 3])
+        """
+        __tracebackhide__ = True
+        args = parse_argstring(self.tf_isolated, line)
+        if not cell.strip():
+            raise UsageError("%%tf_isolated needs a cell body: put your code below the magic line.")
+        key = args.key or self.tracker.current_cell_key() or f"%%tf_isolated {line}\n{cell}"
+        self.tracker.current_cell_isolated = True
+        with self.isolation.run(key, self.shell):
+            value = run_cell_body(self.shell, cell)
+        self.isolation.remember_output(key, value)
+        return value
+
+    @magic_arguments()
+    @argument("--hard", action="store_true", help="Also delete user names bound to TF objects.")
+    @argument("--dry-run", action="store_true", help="Show what would happen; change nothing.")
+    @argument("--keep", nargs="+", default=[], metavar="NAME", help="Names --hard must spare.")
+    @argument("-o", "--output", action="store_true", help="Return the ResetReport object.")
+    @argument("-q", "--quiet", action="store_true", help="Print nothing.")
+    @line_magic
+    def tf_reset(self, line: str = "") -> ResetReport | None:
+        """Reset TF/Keras state as well as a kernel restart would, keeping your work.
+
+        Drops output-history pins of TF objects, closes open tf.compat.v1 sessions,
+        resets the TF1 default graph, clears each Keras flavour's session (keeping the
+        dtype policy, floatx and random seed; new layers never reuse a live layer's
+        name) and collects garbage. Names you bound to models stay bound and alive.
+        Examples::
+
+            %tf_reset                   # keep every name you bound
+            %tf_reset --dry-run --hard  # list what --hard would delete
+            %tf_reset --hard --keep model
+        """
+        args = parse_argstring(self.tf_reset, line)
+        try:
+            report = reset(self.shell, hard=args.hard, dry_run=args.dry_run, keep=args.keep)
+        except UnknownNames as e:
+            raise UsageError(f"--keep names unknown variables: {e}; check the spelling.") from e
+        if not report.dry_run:
+            self.isolation.forget()
+        if args.output:
+            return report
+        if not args.quiet:
+            display(report)
         return None

@@ -199,3 +199,31 @@ def growth_warning(record: CellRecord, grew: Sequence[str]) -> str:
         "the earlier runs' state is still alive. Make the cell re-runnable with "
         "%%tf_isolated, or clear it with %tf_reset."
     )
+
+
+# Fields a before → after summary names, with how to format them.
+SUMMARY_FIELDS = (
+    ("variables", "variables", False),
+    ("variable_bytes", "variable bytes", True),
+    ("models", "models", False),
+    ("layers", "layers", False),
+    ("ops", "ops", False),
+    ("sessions", "sessions", False),
+)
+
+
+def snapshot_change(before: Snapshot, after: Snapshot) -> str:
+    """``variables 12 → 4, variable bytes 1.2 MiB → 300 B, …, TF mem …``."""
+    parts = []
+    for name, label, is_bytes in SUMMARY_FIELDS:
+        a, b = getattr(before, name), getattr(after, name)
+        fmt = fmt_bytes if is_bytes else str
+        parts.append(f"{label} {fmt(a)} → {fmt(b)}" if a != b else f"{label} {fmt(a)}")
+    if before.memory or after.memory:
+        parts.append(f"TF mem {fmt_bytes(before.memory_total)} → {fmt_bytes(after.memory_total)}")
+    return ", ".join(parts)
+
+
+def lines_html(lines: Sequence[str], css_class: str) -> str:
+    body = "<br>".join(html.escape(line) for line in lines)
+    return f'<div class="{css_class}" style="font-family:monospace">{body}</div>'

@@ -152,7 +152,7 @@ class CellTracker:
         after = self.probe()
         info = running.info
         source = getattr(info, "raw_cell", "") or ""
-        key = getattr(info, "cell_id", None) or source
+        key = getattr(info, "cell_id", None) or source  # as current_cell_key()
         self._runs[key] += 1
         error = result.error_in_exec or result.error_before_exec
         return CellRecord(
@@ -176,6 +176,13 @@ class CellTracker:
         grew = record.delta.grew()
         if grew:
             print(growth_warning(record, grew), file=sys.stderr)
+
+    def current_cell_key(self) -> str | None:
+        """The key of the top-level cell running now (None between cells)."""
+        if not self._stack:
+            return None
+        info = self._stack[0].info
+        return getattr(info, "cell_id", None) or getattr(info, "raw_cell", None)
 
     def runs_of(self, cell_key: str) -> int:
         return self._runs[cell_key]

@@ -74,3 +74,36 @@ def keras_flavours() -> list[ModuleType]:
     if "tf_keras" in sys.modules and "tf_keras.src.backend" in sys.modules:
         flavours.append(tf_keras)
     return flavours
+
+
+def tf_types() -> tuple[type, ...]:
+    """Every class whose instances count as TF/Keras state, for the flavours imported."""
+    if "tensorflow" not in sys.modules:
+        return ()
+    types = tf_core.tf_types()
+    for flavour in keras_flavours():
+        types += flavour.tf_types()
+    return types
+
+
+def is_tf_object(obj: object, types: tuple[type, ...] | None = None) -> bool:
+    return isinstance(obj, types if types is not None else tf_types())
+
+
+def holds_tf_object(obj: object, types: tuple[type, ...] | None = None, depth: int = 2) -> bool:
+    """``obj`` is TF state, or a container or plain object that holds some within ``depth``
+    steps (``[model, history]``, ``{'m': model}``, a ``History`` whose ``.model`` is one)."""
+    types = types if types is not None else tf_types()
+    if not types:
+        return False
+    if isinstance(obj, types):
+        return True
+    if depth == 0 or isinstance(obj, (str, bytes, int, float, bool, type(None), ModuleType, type)):
+        return False
+    if isinstance(obj, dict):
+        children: Any = obj.values()
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        children = obj
+    else:
+        children = getattr(obj, "__dict__", {}).values()
+    return any(holds_tf_object(child, types, depth - 1) for child in list(children)[:1000])

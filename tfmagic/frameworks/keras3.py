@@ -7,6 +7,8 @@ from typing import Any
 
 from tfmagic.registry import Registry, track_instances
 
+LABEL = "Keras 3"
+
 # Keras 3 keeps user settings in the same global-state dict as its name counters,
 # and clear_session() drops them all; these are the ones a reset must carry over.
 SETTINGS = (
@@ -66,3 +68,11 @@ def clear_keeping_settings() -> None:
     keras.backend.clear_session(free_memory=False)
     for key, value in kept.items():
         global_state.set_global_attribute(key, value)
+
+
+def tf_types() -> tuple[type, ...]:
+    """Keras 3 objects that are not TF trackables but hold TF state."""
+    from keras.src.backend.common.keras_tensor import KerasTensor
+    from keras.src.callbacks.callback import Callback
+
+    return (KerasTensor, Callback)

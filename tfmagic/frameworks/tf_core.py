@@ -83,3 +83,27 @@ def memory_by_device() -> dict[str, int]:
 
 def is_imported() -> bool:
     return "tensorflow" in sys.modules
+
+
+def tf_types() -> tuple[type, ...]:
+    """Classes whose instances are TF state: trackables (variables, modules, Keras 2
+    and 3 layers, optimizers, datasets), tensors, graphs, sessions, tf.functions."""
+    from tensorflow.python.client.session import BaseSession
+    from tensorflow.python.eager.polymorphic_function.concrete_function import (
+        ConcreteFunction,
+    )
+    from tensorflow.python.eager.polymorphic_function.polymorphic_function import Function
+    from tensorflow.python.framework.ops import Graph
+    from tensorflow.python.framework.tensor import Tensor
+    from tensorflow.python.trackable.base import Trackable
+
+    return (Trackable, Tensor, Graph, BaseSession, Function, ConcreteFunction)
+
+
+def clear_kernel_cache() -> None:
+    """Drop cached eager kernels (as clear_session does), if the runtime is up."""
+    from tensorflow.python.eager import context
+
+    ctx = context.context()
+    if getattr(ctx, "_initialized", False):
+        ctx.clear_kernel_cache()

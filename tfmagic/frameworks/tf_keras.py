@@ -7,6 +7,8 @@ from typing import Any
 
 from tfmagic.registry import Registry, track_instances
 
+LABEL = "tf_keras"
+
 
 def install(registry: Registry) -> dict[type, Any]:
     from tf_keras.src.engine import base_layer, base_layer_v1, training
@@ -50,3 +52,10 @@ def clear_keeping_settings() -> None:
     import tf_keras
 
     tf_keras.backend.clear_session()
+
+
+def tf_types() -> tuple[type, ...]:
+    """tf_keras objects that are not TF trackables but hold TF state (History → model)."""
+    from tf_keras.src.callbacks import Callback
+
+    return (Callback,)

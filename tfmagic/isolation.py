@@ -1,0 +1,138 @@
+"""``isolated(cell_key)``: run a cell so that running it again leaves TF state as if once.
+
+Per cell key we remember what its last run left behind. A new run first releases
+that (its output-history pins, its sessions, its graph), then runs the body
+- in a fresh ``tf.Graph`` in TF1 graph mode,
+- with the Keras name counters of the cell's first run, so it gets the same
+  auto-generated names every time (counters are restored to the larger of the two
+  afterwards, so names of layers other cells keep alive are never reused),
+and finally collects the garbage the previous run became.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import sys
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from tfmagic import frameworks
+from tfmagic.outputs import drop_output_pins
+from tfmagic.registry import REGISTRY, Registry
+
+
+@dataclass
+class CellState:
+    """What an isolated cell's runs share and what its last run left behind."""
+
+    first_names: dict[str, dict[str, int]] = field(default_factory=dict)  # at first start
+    runs: int = 0
+    graph: Any = None  # the last run's graph (TF1 graph mode)
+    sessions: list[weakref.ref[Any]] = field(default_factory=list)
+    outputs: list[weakref.ref[Any] | Any] = field(default_factory=list)
+
+    def output_objects(self) -> list[Any]:
+        objects = [r() if isinstance(r, weakref.ref) else r for r in self.outputs]
+        return [o for o in objects if o is not None]
+
+
+class Isolation:
+    """Remembers isolated cells by key; ``run(key)`` is the context manager."""
+
+    def __init__(self, registry: Registry = REGISTRY) -> None:
+        self.registry = registry
+        self.cells: dict[str, CellState] = {}
+
+    @contextlib.contextmanager
+    def run(self, cell_key: str, shell: Any = None) -> Iterator[CellState]:
+        state = self.cells.get(cell_key)
+        rerun = state is not None
+        if state is None:
+            state = self.cells[cell_key] = CellState()
+        else:
+            self._release(state, shell)
+        state.runs += 1
+        sessions_before = set(map(id, self.registry.sessions))
+        with contextlib.ExitStack() as stack:
+            graph = _fresh_graph_if_graph_mode()
+            if graph is not None:
+                stack.enter_context(graph.as_default())
+            state.graph = graph
+            # Names only after entering the graph: tf_keras keeps counters per graph.
+            if not rerun:
+                state.first_names = _name_counters()
+            stack.enter_context(_stable_names(state.first_names if rerun else None))
+            try:
+                yield state
+            finally:
+                state.sessions = [
+                    weakref.ref(s) for s in self.registry.sessions if id(s) not in sessions_before
+                ]
+        if rerun:
+            gc.collect()  # the previous run's objects are cyclic garbage now
+
+    def _release(self, state: CellState, shell: Any) -> None:
+        previous = state.output_objects()
+        if shell is not None and previous:
+            drop_output_pins(shell, lambda value: any(value is o for o in previous))
+        state.outputs.clear()
+        for ref in state.sessions:
+            session = ref()
+            if session is not None and not getattr(session, "_closed", True):
+                session.close()
+        state.sessions.clear()
+        state.graph = None
+
+    def remember_output(self, cell_key: str, value: Any) -> None:
+        """The run's displayed result, to be released when the cell runs again."""
+        state = self.cells.get(cell_key)
+        if state is None or value is None:
+            return
+        try:
+            state.outputs.append(weakref.ref(value))
+        except TypeError:
+            state.outputs.append(value)  # e.g. a tuple: cannot be weakly referenced
+
+    def forget(self) -> None:
+        self.cells.clear()
+
+
+ISOLATION = Isolation()
+
+
+def _fresh_graph_if_graph_mode() -> Any:
+    if "tensorflow" not in sys.modules:
+        return None
+    from tensorflow.python.eager import context
+    from tensorflow.python.framework import ops
+
+    if context.executing_eagerly():
+        return None
+    return ops.Graph()
+
+
+def _name_counters() -> dict[str, dict[str, int]]:
+    return {f.__name__: f.name_counters() for f in frameworks.keras_flavours()}
+
+
+@contextlib.contextmanager
+def _stable_names(first: dict[str, dict[str, int]] | None) -> Iterator[None]:
+    """Replay the first run's name counters; afterwards keep the larger of each."""
+    if first is None:
+        yield
+        return
+    flavours = frameworks.keras_flavours()
+    current = {f.__name__: f.name_counters() for f in flavours}
+    for flavour in flavours:
+        flavour.set_name_counters(first.get(flavour.__name__, {}))
+    try:
+        yield
+    finally:
+        for flavour in flavours:
+            now = flavour.name_counters()
+            before = current.get(flavour.__name__, {})
+            merged = {k: max(now.get(k, 0), before.get(k, 0)) for k in {*now, *before}}
+            flavour.set_name_counters(merged)

@@ -1,0 +1,207 @@
+"""``reset()`` (``%tf_reset``): TF/Keras state back to a fresh start, keeping user work.
+
+In order: drop output-history pins of TF objects; with ``hard``, delete user names bound
+to TF objects; close open sessions; reset the TF1 default graph (keeping its seed);
+clear each Keras flavour's session state (keeping the dtype policy and random seed) and
+re-seed its name counters past the names of layers still alive; clear the eager kernel
+cache; collect garbage. Inside a nested graph it skips what would assert, and says so.
+"""
+
+from __future__ import annotations
+
+import gc
+import re
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tfmagic import frameworks, probe, render
+from tfmagic.frameworks import tf1, tf_core
+from tfmagic.outputs import drop_output_pins, output_pins
+from tfmagic.probe import Snapshot
+from tfmagic.registry import REGISTRY, Registry
+
+
+class UnknownNames(ValueError):
+    """``keep`` named variables that are not in the user namespace."""
+
+
+@dataclass
+class ResetReport:
+    """What a reset did (or, with ``dry_run``, would do), before → after."""
+
+    before: Snapshot
+    after: Snapshot
+    dry_run: bool = False
+    hard: bool = False
+    dropped_outputs: list[str] = field(default_factory=list)
+    deleted_names: list[str] = field(default_factory=list)
+    kept_names: list[str] = field(default_factory=list)
+    closed_sessions: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def lines(self) -> list[str]:
+        flags = " --hard" if self.hard else ""
+        plan = " (dry run: nothing changed)" if self.dry_run else ""
+        out = [f"tfmagic reset{flags}{plan}: {render.snapshot_change(self.before, self.after)}"]
+        for items, done, planned in (
+            (self.dropped_outputs, "dropped output pins", "would drop output pins"),
+            (self.deleted_names, "deleted", "would delete"),
+            (self.closed_sessions, "closed", "would close"),
+            (self.actions, "done", "would do"),
+        ):
+            if items:
+                out.append(f"{planned if self.dry_run else done}: {', '.join(items)}")
+        if self.kept_names:
+            out.append(f"kept (still bound): {', '.join(self.kept_names)}")
+        out += [f"not done: {s}" for s in self.skipped]
+        if not self.dry_run:
+            out.append(f"took {self.seconds * 1000:.0f} ms")
+        return out
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(str(self))
+
+    def _repr_html_(self) -> str:
+        return render.lines_html(self.lines(), css_class="tfmagic-reset")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "before": self.before.to_dict(),
+            "after": self.after.to_dict(),
+            "dry_run": self.dry_run,
+            "hard": self.hard,
+            "dropped_outputs": self.dropped_outputs,
+            "deleted_names": self.deleted_names,
+            "kept_names": self.kept_names,
+            "closed_sessions": self.closed_sessions,
+            "actions": self.actions,
+            "skipped": self.skipped,
+            "seconds": self.seconds,
+        }
+
+
+def reset(
+    shell: Any = None,
+    hard: bool = False,
+    dry_run: bool = False,
+    keep: Iterable[str] = (),
+    registry: Registry = REGISTRY,
+) -> ResetReport:
+    started = time.perf_counter()
+    keep = list(keep)
+    user_ns = shell.user_ns if shell is not None else {}
+    missing = [name for name in keep if name not in user_ns]
+    if missing:
+        raise UnknownNames(", ".join(missing))
+    before = probe.snapshot(registry)
+    report = ResetReport(before=before, after=before, dry_run=dry_run, hard=hard)
+    if "tensorflow" not in sys.modules:
+        report.skipped.append("TensorFlow is not imported: there is nothing to reset")
+        return report
+
+    types = frameworks.tf_types()
+    spared = {id(user_ns[name]) for name in keep}
+
+    def pinned(value: Any) -> bool:
+        return id(value) not in spared and frameworks.holds_tf_object(value, types)
+
+    if shell is not None:
+        find = output_pins if dry_run else drop_output_pins
+        report.dropped_outputs = find(shell, pinned)
+        bound = _names_bound_to_tf(shell, types)
+        if hard:
+            report.deleted_names = [n for n in bound if n not in keep]
+            report.kept_names = [n for n in bound if n in keep]
+            if not dry_run:
+                for name in report.deleted_names:
+                    del user_ns[name]
+        else:
+            report.kept_names = bound
+
+    for session in tf1.open_sessions(registry):
+        report.closed_sessions.append(_describe_session(session))
+        if not dry_run:
+            session.close()
+
+    if not dry_run:
+        gc.collect()  # first, so the names of layers that die now are not reserved below
+    nested = tf1.graph_is_nested()
+    if nested:
+        report.skipped.append(
+            "the default graph and Keras session were not reset: this ran inside "
+            "`with graph.as_default()`; run %tf_reset outside that block"
+        )
+    else:
+        report.actions.append("TF1 default graph reset (seed kept)")
+        for flavour in frameworks.keras_flavours():
+            report.actions.append(f"{flavour.LABEL} session cleared (settings kept)")
+        if not dry_run:
+            _reset_graph_and_keras(registry)
+    report.actions.append("eager kernel cache cleared")
+    if not dry_run:
+        tf_core.clear_kernel_cache()
+        gc.collect()
+        report.after = probe.snapshot(registry)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _names_bound_to_tf(shell: Any, types: tuple[type, ...]) -> list[str]:
+    hidden = shell.user_ns_hidden
+    return [
+        name
+        for name, value in shell.user_ns.items()
+        if not name.startswith("_")
+        and not (name in hidden and hidden[name] is value)
+        and frameworks.is_tf_object(value, types)
+    ]
+
+
+def _describe_session(session: Any) -> str:
+    kind = type(session).__name__
+    try:
+        ops = session.graph.version
+    except Exception:  # noqa: BLE001 - a half-built session still gets named
+        ops = "?"
+    return f"{kind} (graph of {ops} ops)"
+
+
+def _reset_graph_and_keras(registry: Registry) -> None:
+    from tensorflow.python.framework import ops
+
+    seed = ops.get_default_graph().seed
+    for flavour in frameworks.keras_flavours():
+        flavour.clear_keeping_settings()  # each also resets the default graph
+    ops.reset_default_graph()
+    ops.get_default_graph().seed = seed
+    _reserve_live_names(registry)
+
+
+_SUFFIX = re.compile(r"^(?P<base>.+?)(?:_(?P<n>\d+))?$")
+
+
+def _reserve_live_names(registry: Registry) -> None:
+    """After clearing, make new auto-names skip the names of layers still alive.
+
+    Plain ``clear_session()`` restarts at ``dense`` while a kept model still has a
+    ``dense`` layer, so ``Sequential(old.layers + [Dense(1)])`` then fails on duplicate names.
+    """
+    reserved: dict[str, int] = {}
+    for layer in [*registry.layers, *registry.models]:
+        match = _SUFFIX.match(str(getattr(layer, "name", "")))
+        if match:
+            base, n = match["base"], int(match["n"] or 0)
+            reserved[base] = max(reserved.get(base, 0), n + 1)
+    for flavour in frameworks.keras_flavours():
+        counters = flavour.name_counters()
+        for base, n in reserved.items():
+            counters[base] = max(counters.get(base, 0), n)
+        flavour.set_name_counters(counters)
