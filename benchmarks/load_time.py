@@ -1,0 +1,208 @@
+"""How long ``%load_ext tfmagic`` takes in a fresh process, next to ``import tensorflow``.
+
+What it measures
+    Each sample runs in a new Python process, so nothing is cached in
+    ``sys.modules``:
+
+    * ``%load_ext tfmagic``: the process builds an ``InteractiveShell`` (not timed),
+      then times only ``shell.run_line_magic("load_ext", "tfmagic")`` with
+      ``time.perf_counter``. This includes importing tfmagic itself. It also checks
+      that loading did not import TensorFlow (or Keras): tfmagic must wait for the
+      user's own import. Measured twice:
+
+      - ``.pyc cached``: with compiled bytecode, as after ``pip install`` (the
+        headline number). The bytecode goes to a private temporary
+        ``PYTHONPYCACHEPREFIX``, written by one untimed warm-up process, so
+        nothing is written next to the sources.
+      - ``no .pyc``: every module that loading imports is compiled from source, as
+        happens for an editable install when ``PYTHONDONTWRITEBYTECODE`` is set.
+    * ``import tensorflow``: the process times only ``import tensorflow`` (with the
+      environment as given, so with TensorFlow's installed bytecode), for scale.
+
+How to read the output
+    A table of medians (with min and max) in milliseconds, then the ratio of the
+    ``%load_ext`` medians to the ``import tensorflow`` median: how much the extension
+    adds to the cost of importing TensorFlow.
+    The line ``TensorFlow imported by %load_ext`` must say ``no``; if loading
+    imported TensorFlow or Keras the script says so and exits with status 1 (that is
+    a deterministic bug, unlike a slow timing, which is only reported).
+
+Run ``python benchmarks/load_time.py`` (7 + 3 samples) or ``--quick`` (3 + 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MARKER = "TFMAGIC-LOAD-TIME:"
+HEAVY = ("tensorflow", "keras", "tf_keras")  # modules loading must not import
+
+
+@dataclass(frozen=True)
+class Settings:
+    load_samples: int
+    import_samples: int
+
+
+FULL = Settings(load_samples=7, import_samples=3)
+QUICK = Settings(load_samples=3, import_samples=1)
+
+
+# -- what runs in each fresh process ---------------------------------------------
+def child_load() -> dict[str, Any]:
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    config = Config()
+    config.HistoryManager.hist_file = ":memory:"  # leave the user's history alone
+    shell = InteractiveShell.instance(config=config)
+    before = set(sys.modules)
+    start = time.perf_counter()
+    shell.run_line_magic("load_ext", "tfmagic")
+    seconds = time.perf_counter() - start
+    new = set(sys.modules) - before
+    loaded = "tfmagic" in shell.extension_manager.loaded
+    return {
+        "seconds": seconds,
+        "loaded": loaded,
+        "heavy_imported": sorted(name for name in HEAVY if name in new),
+        "new_modules": len(new),
+    }
+
+
+def child_import() -> dict[str, Any]:
+    start = time.perf_counter()
+    import tensorflow  # noqa: F401
+
+    return {"seconds": time.perf_counter() - start}
+
+
+CHILDREN = {"load": child_load, "import": child_import}
+
+
+# -- the parent ------------------------------------------------------------------
+def sample(kind: str, env: dict[str, str]) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--child", kind],
+        capture_output=True,
+        text=True,
+        env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        timeout=300,
+    )
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(MARKER):
+            return json.loads(line[len(MARKER) :])
+    raise RuntimeError(
+        f"{kind} sample failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n"
+        f"{proc.stderr[-4000:]}"
+    )
+
+
+def samples(what: str, kind: str, env: dict[str, str], count: int) -> list[dict[str, Any]]:
+    results = []
+    for i in range(count):
+        results.append(sample(kind, env))
+        print(f"{what}: sample {i + 1}/{count}", flush=True)
+    return results
+
+
+def bytecode_env(prefix: str, write: bool) -> dict[str, str]:
+    """The environment with bytecode read from (and, if ``write``, written to) ``prefix``."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = prefix
+    if not write:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def table(rows: list[list[str]], headers: list[str]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        parts = [
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return " | ".join(parts)
+
+    return "\n".join([line(headers), "-+-".join("-" * w for w in widths), *map(line, rows)])
+
+
+def row(name: str, seconds: list[float], reference: float) -> list[str]:
+    ms = [s * 1e3 for s in seconds]
+    median = statistics.median(seconds)
+    return [
+        name,
+        str(len(ms)),
+        f"{median * 1e3:.1f}",
+        f"{min(ms):.1f}",
+        f"{max(ms):.1f}",
+        f"{median / reference:.4f} ({median / reference * 100:.2f}%)",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer samples (smoke test)")
+    parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(MARKER + json.dumps(CHILDREN[args.child]()))
+        return 0
+    settings = QUICK if args.quick else FULL
+
+    scratch = tempfile.mkdtemp(prefix="tfmagic-load-time-")
+    try:
+        cached_env = bytecode_env(os.path.join(scratch, "cached"), write=True)
+        source_env = bytecode_env(os.path.join(scratch, "empty"), write=False)
+        sample("load", cached_env)  # warm-up: writes the bytecode, not timed
+        cached = samples("%load_ext, .pyc cached", "load", cached_env, settings.load_samples)
+        source = samples("%load_ext, no .pyc", "load", source_env, settings.load_samples)
+        imports = samples("import tensorflow", "import", dict(os.environ), settings.import_samples)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    loads = cached + source
+    cached_s = [s["seconds"] for s in cached]
+    source_s = [s["seconds"] for s in source]
+    import_s = [s["seconds"] for s in imports]
+    import_median = statistics.median(import_s)
+    print()
+    print("Each sample in a fresh process; times in ms.")
+    print(
+        table(
+            [
+                row("%load_ext tfmagic (.pyc cached)", cached_s, import_median),
+                row("%load_ext tfmagic (no .pyc)", source_s, import_median),
+                row("import tensorflow", import_s, import_median),
+            ],
+            ["what", "samples", "median", "min", "max", "vs import tensorflow"],
+        )
+    )
+    print()
+    new_modules = statistics.median(s["new_modules"] for s in cached)
+    print(f"modules newly imported by %load_ext (median): {new_modules:g}")
+
+    not_loaded = sum(not s["loaded"] for s in loads)
+    heavy = sorted({name for s in loads for name in s["heavy_imported"]})
+    print(f"TensorFlow imported by %load_ext: {'YES: ' + ', '.join(heavy) if heavy else 'no'}")
+    if not_loaded:
+        print(f"FAIL: tfmagic was not in the loaded extensions in {not_loaded} sample(s)")
+    if heavy:
+        print("FAIL: loading tfmagic must not import TensorFlow or Keras")
+    return 1 if heavy or not_loaded else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

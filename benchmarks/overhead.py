@@ -1,0 +1,333 @@
+"""Per-cell overhead of tfmagic: the same cells timed with and without the extension.
+
+What it measures
+    A real ``InteractiveShell`` (``InteractiveShell.instance()``) imports TensorFlow
+    and Keras and builds a small model. Then, for each scenario, it times
+    ``shell.run_cell("pass", store_history=True)`` many times with ``%load_ext tfmagic``
+    and many times after ``%unload_ext tfmagic``. The two states alternate batch by
+    batch (off/on, then on/off, ...) so that load on a shared machine hits both
+    equally. Scenarios:
+
+    * ``baseline``        TF + Keras imported, a small model alive;
+    * ``+10^4 objects``   plus 10,000 small GC-tracked objects in the user namespace;
+    * ``+10^6 objects``   plus 1,000,000 of them;
+    * ``+10^4 variables`` plus 10,000 live ``tf.Variable`` objects.
+
+    It also times ``tfmagic.probe.snapshot()`` on its own in each scenario; tfmagic
+    takes one before and one after every cell, so that is the part that must not
+    grow with the number of live objects.
+
+How to read the output
+    One row per scenario: the median wall time of one cell without tfmagic and with
+    it, their difference (``overhead``, what each cell pays for the hooks), their
+    ratio, the spread of the per-batch overheads (min..max, a noise gauge), the
+    median of one ``snapshot()`` call in microseconds, and how many objects the
+    garbage collector tracked (the heap size that must not matter). Every timing is
+    a median over all cells (or calls) of that scenario. The targets - under 1 ms
+    overhead per cell, and a ``snapshot()`` cost that stays flat as the heap grows -
+    are reported as met or not; the exit status is 0 either way, because timings on
+    a shared machine are noisy. Compare rows by their overhead and snapshot()
+    columns: the scenarios run one after another, so machine load can shift the
+    absolute times of a whole row, but it hits both states of a row alike.
+
+Run ``python benchmarks/overhead.py`` (about a minute) or ``--quick`` for a smoke test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # before anything can import TensorFlow
+
+TARGET_OVERHEAD_MS = 1.0
+# snapshot() counts as flat if a big-heap scenario costs at most this much more than
+# the baseline: x1.5 plus 10 µs absorbs timer and scheduler noise, while a walk over
+# 10^6 objects would cost tens of milliseconds.
+FLAT_FACTOR = 1.5
+FLAT_SLACK_US = 10.0
+
+CELL = "pass"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    setup: str  # a cell run before measuring; empty for none
+    teardown: str  # a cell run after measuring
+
+
+# A plain class: its instances are tracked by the garbage collector, as most user
+# objects are. (A dict holding only ints would not do: CPython untracks such dicts,
+# so they would be invisible to anything that walks the heap.) The GC is paused
+# while they are made, only to keep the set-up short.
+_OBJECTS = """\
+class _BenchObject:
+    def __init__(self, i):
+        self.i = i
+import gc as _bench_gc
+_bench_gc.disable()
+try:
+    _bench_objects = [_BenchObject(i) for i in range({n})]
+finally:
+    _bench_gc.enable()
+"""
+
+SCENARIOS = (
+    Scenario("baseline", "", ""),
+    Scenario("+10^4 objects", _OBJECTS.format(n="10_000"), "del _bench_objects"),
+    Scenario("+10^6 objects", _OBJECTS.format(n="1_000_000"), "del _bench_objects"),
+    Scenario(
+        "+10^4 variables",
+        "_bench_variables = [tf.Variable(0.0) for _ in range(10_000)]",
+        "del _bench_variables",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    batches: int  # per state and scenario
+    cells: int  # timed cells per batch
+    warmup: int  # untimed cells after each load/unload
+    snapshot_calls: int
+
+
+FULL = Settings(batches=10, cells=500, warmup=20, snapshot_calls=3000)
+QUICK = Settings(batches=2, cells=50, warmup=5, snapshot_calls=300)
+
+
+@dataclass
+class Result:
+    scenario: str
+    setup_seconds: float
+    without: list[float] = field(default_factory=list)  # seconds per cell
+    with_: list[float] = field(default_factory=list)
+    batch_overheads: list[float] = field(default_factory=list)  # seconds, one per batch
+    snapshot: list[float] = field(default_factory=list)  # seconds per call
+    gc_objects: int = 0  # objects tracked by the garbage collector while measured
+
+    @property
+    def without_ms(self) -> float:
+        return statistics.median(self.without) * 1e3
+
+    @property
+    def with_ms(self) -> float:
+        return statistics.median(self.with_) * 1e3
+
+    @property
+    def overhead_ms(self) -> float:
+        return self.with_ms - self.without_ms
+
+    @property
+    def snapshot_us(self) -> float:
+        return statistics.median(self.snapshot) * 1e6
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Send file descriptor 2 to a temporary file (TensorFlow's C++ start-up lines
+    ignore TF_CPP_MIN_LOG_LEVEL); echo what was caught if the block raises."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            caught.seek(0)
+            sys.stderr.write(caught.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def make_shell() -> Any:
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    config = Config()
+    config.HistoryManager.hist_file = ":memory:"  # leave the user's history alone
+    return InteractiveShell.instance(config=config)
+
+
+def run(shell: Any, source: str) -> None:
+    """Run a set-up cell; stop the benchmark if it fails."""
+    result = shell.run_cell(source, store_history=True)
+    result.raise_error()
+
+
+def set_loaded(shell: Any, loaded: bool) -> None:
+    shell.run_line_magic("load_ext" if loaded else "unload_ext", "tfmagic")
+
+
+def time_cells(shell: Any, count: int) -> list[float]:
+    times = []
+    perf_counter = time.perf_counter
+    for _ in range(count):
+        start = perf_counter()
+        shell.run_cell(CELL, store_history=True)
+        times.append(perf_counter() - start)
+    return times
+
+
+def time_calls(function: Callable[[], object], count: int) -> list[float]:
+    times = []
+    perf_counter = time.perf_counter
+    for _ in range(count):
+        start = perf_counter()
+        function()
+        times.append(perf_counter() - start)
+    return times
+
+
+def measure(shell: Any, scenario: Scenario, settings: Settings) -> Result:
+    from tfmagic import probe
+
+    start = time.perf_counter()
+    if scenario.setup:
+        run(shell, scenario.setup)
+    result = Result(scenario.name, time.perf_counter() - start, gc_objects=len(gc.get_objects()))
+    loaded = True  # the caller leaves tfmagic loaded
+    for batch in range(settings.batches):
+        medians: dict[bool, float] = {}
+        # Alternate which state goes first, so a drift in machine load cancels out.
+        for state in (False, True) if batch % 2 == 0 else (True, False):
+            if state != loaded:
+                set_loaded(shell, state)
+                loaded = state
+            time_cells(shell, settings.warmup)
+            times = time_cells(shell, settings.cells)
+            (result.with_ if state else result.without).extend(times)
+            medians[state] = statistics.median(times)
+        result.batch_overheads.append(medians[True] - medians[False])
+    if not loaded:
+        set_loaded(shell, True)
+    time_calls(probe.snapshot, settings.snapshot_calls // 10)  # warm up
+    result.snapshot = time_calls(probe.snapshot, settings.snapshot_calls)
+    if scenario.teardown:
+        run(shell, scenario.teardown)
+    gc.collect()
+    return result
+
+
+def table(rows: list[list[str]], headers: list[str]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        parts = [
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return " | ".join(parts)
+
+    return "\n".join([line(headers), "-+-".join("-" * w for w in widths), *map(line, rows)])
+
+
+def report(results: list[Result], settings: Settings) -> None:
+    headers = [
+        "scenario",
+        "without (ms)",
+        "with (ms)",
+        "overhead (ms)",
+        "ratio",
+        "batch overhead min..max (ms)",
+        "snapshot() (µs)",
+        "GC objects",
+    ]
+    rows = []
+    for r in results:
+        low, high = min(r.batch_overheads) * 1e3, max(r.batch_overheads) * 1e3
+        rows.append(
+            [
+                r.scenario,
+                f"{r.without_ms:.3f}",
+                f"{r.with_ms:.3f}",
+                f"{r.overhead_ms:+.3f}",
+                f"{r.with_ms / r.without_ms:.2f}x",
+                f"{low:+.3f}..{high:+.3f}",
+                f"{r.snapshot_us:.1f}",
+                f"{r.gc_objects:,}",
+            ]
+        )
+    cells = settings.batches * settings.cells
+    print()
+    print(
+        f"Median per cell of {CELL!r} over {cells} cells per state "
+        f"({settings.batches} interleaved batches of {settings.cells}); "
+        f"snapshot() median of {settings.snapshot_calls} calls."
+    )
+    print(table(rows, headers))
+    print()
+
+    worst = max(results, key=lambda r: r.overhead_ms)
+    overhead_met = worst.overhead_ms < TARGET_OVERHEAD_MS
+    print(
+        f"Target: overhead < {TARGET_OVERHEAD_MS:g} ms per cell: "
+        f"{'met' if overhead_met else 'NOT met'} "
+        f"(worst: {worst.overhead_ms:.3f} ms in {worst.scenario!r})"
+    )
+    base = results[0]
+    limit = base.snapshot_us * FLAT_FACTOR + FLAT_SLACK_US
+    grown = [r for r in results[1:] if r.snapshot_us > limit]
+    growth = ", ".join(f"{r.scenario} {r.snapshot_us / base.snapshot_us:.2f}x" for r in results[1:])
+    print(
+        "Target: snapshot() cost flat as the heap grows "
+        f"(<= {FLAT_FACTOR:g}x baseline + {FLAT_SLACK_US:g} µs = {limit:.1f} µs): "
+        f"{'met' if not grown else 'NOT met'} ({growth} of baseline)"
+    )
+    if not overhead_met or grown:
+        print("(Not an error exit: timings on a shared machine are noisy; re-run to confirm.)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="few repetitions (smoke test)")
+    args = parser.parse_args(argv)
+    settings = QUICK if args.quick else FULL
+
+    started = time.perf_counter()
+    shell = make_shell()
+    with quiet_native_stderr():
+        t0 = time.perf_counter()
+        run(shell, "import tensorflow as tf\nimport keras")
+        import_seconds = time.perf_counter() - t0
+        run(
+            shell,
+            "_bench_model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8),"
+            " keras.layers.Dense(1)])\n_bench_model(tf.zeros((1, 4)));",
+        )
+    t0 = time.perf_counter()
+    set_loaded(shell, True)  # TF is already imported: this load seeds from the heap once
+    first_load_seconds = time.perf_counter() - t0
+    print(f"import tensorflow + keras in the shell: {import_seconds:.2f} s")
+    print(
+        "first %load_ext tfmagic (after TF import, seeds from the heap): "
+        f"{first_load_seconds * 1e3:.0f} ms"
+    )
+
+    results = []
+    for scenario in SCENARIOS:
+        result = measure(shell, scenario, settings)
+        results.append(result)
+        setup = f", set-up {result.setup_seconds:.2f} s" if scenario.setup else ""
+        print(f"measured {scenario.name}{setup}", flush=True)
+
+    report(results, settings)
+    print(f"\nTotal time: {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
