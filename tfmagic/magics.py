@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -50,8 +51,6 @@ class TFMagics(Magics):
         self._resize_history(change.new)
 
     def _resize_history(self, limit: int) -> None:
-        from collections import deque
-
         if limit < 1:
             raise UsageError("TFMagics.history_limit must be at least 1.")
         self.tracker.history = deque(self.tracker.history, maxlen=limit)
