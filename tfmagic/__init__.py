@@ -12,7 +12,9 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
     from tfmagic.isolation import CellState
+    from tfmagic.pins import StaleObject
     from tfmagic.probe import Snapshot
+    from tfmagic.reloading import ReloadReport
     from tfmagic.reset_state import ResetReport
     from tfmagic.stats import GraphStats
     from tfmagic.tracker import CellRecord
@@ -23,8 +25,10 @@ __all__ = [
     "history",
     "isolated",
     "load_ipython_extension",
+    "reload",
     "reset",
     "snapshot",
+    "stale",
     "unload_ipython_extension",
 ]
 
@@ -98,3 +102,25 @@ def reset(hard: bool = False, dry_run: bool = False, keep: tuple[str, ...] = ())
     if not dry_run:
         ISOLATION.forget()
     return report
+
+
+def stale() -> list[StaleObject]:
+    """Live TF objects that lost the name they were made for, with what pins each.
+
+    Walks the heap (about a second): call it when you want to know, not in a loop.
+    Needs ``%load_ext tfmagic`` (it knows objects by the cell that made them).
+    """
+    from tfmagic import extension, pins
+
+    tracker = extension.active_tracker()
+    if tracker is None:
+        return []
+    return pins.stale(tracker.shell, tracker.runs_of)
+
+
+def reload(module: str) -> ReloadReport:
+    """The Python twin of ``%tf_reload``: re-import ``module`` and rebind notebook names."""
+    from tfmagic import extension, reloading
+
+    tracker = extension.active_tracker()
+    return reloading.reload(module, tracker.shell if tracker else None)

@@ -47,7 +47,11 @@ class Isolation:
         self.cells: dict[str, CellState] = {}
 
     @contextlib.contextmanager
-    def run(self, cell_key: str, shell: Any = None) -> Iterator[CellState]:
+    def run(
+        self, cell_key: str, shell: Any = None, clean_names: bool = False
+    ) -> Iterator[CellState]:
+        """``clean_names``: start every run from empty Keras name counters (as a fresh
+        import would see them) instead of the counters of the first run."""
         state = self.cells.get(cell_key)
         rerun = state is not None
         if state is None:
@@ -62,9 +66,12 @@ class Isolation:
                 stack.enter_context(graph.as_default())
             state.graph = graph
             # Names only after entering the graph: tf_keras keeps counters per graph.
-            if not rerun:
+            if clean_names:
+                state.first_names = {f.__name__: {} for f in frameworks.keras_flavours()}
+            elif not rerun:
                 state.first_names = _name_counters()
-            stack.enter_context(_stable_names(state.first_names if rerun else None))
+            replay = rerun or clean_names
+            stack.enter_context(_stable_names(state.first_names if replay else None))
             try:
                 yield state
             finally:

@@ -14,6 +14,8 @@ from traitlets import Bool, Int, observe
 from tfmagic import probe
 from tfmagic.cellrun import run_cell_body
 from tfmagic.isolation import Isolation
+from tfmagic.pins import StaleReport, stale
+from tfmagic.reloading import NotImported, ReloadReport, reload
 from tfmagic.reset_state import ResetReport, UnknownNames, reset
 from tfmagic.stats import GraphStats, NoSuchCell, select
 from tfmagic.tracker import CellTracker
@@ -71,9 +73,14 @@ class TFMagics(Magics):
         metavar="IN",
         help="Show every run of the cell that ran as In[IN] (its re-run history).",
     )
-    @argument("-o", "--output", action="store_true", help="Return the GraphStats object.")
+    @argument(
+        "--stale",
+        action="store_true",
+        help="List live TF objects that lost their name, and what pins each (walks the heap).",
+    )
+    @argument("-o", "--output", action="store_true", help="Return the result object.")
     @line_magic
-    def tf_graph_stats(self, line: str = "") -> GraphStats | None:
+    def tf_graph_stats(self, line: str = "") -> GraphStats | StaleReport | None:
         """Show what each cell run did to TF state: variables, ops, traces, names, models, memory.
 
         The first line is the state now; each row is one cell run with its changes
@@ -85,6 +92,9 @@ class TFMagics(Magics):
             stats = %tf_graph_stats -o # a GraphStats object (.to_dict(), .records)
         """
         args = parse_argstring(self.tf_graph_stats, line)
+        if args.stale:
+            found = stale(self.shell, self.tracker.runs_of)
+            return self._show(StaleReport(tuple(found)), args.output)
         if args.last is not None and args.last < 0:
             raise UsageError("-n/--last takes a count of 0 or more, e.g. %tf_graph_stats -n 5")
         try:
@@ -94,10 +104,14 @@ class TFMagics(Magics):
                 f"No recorded cell ran as In[{args.cell}]; "
                 "%tf_graph_stats lists the ones there are."
             ) from e
-        stats = GraphStats(records, probe.snapshot())
-        if args.output:
-            return stats
-        display(stats)
+        return self._show(GraphStats(records, probe.snapshot()), args.output)
+
+    @staticmethod
+    def _show(result: Any, output: bool) -> Any:
+        """``-o`` returns the result object (like %timeit -o); otherwise display it."""
+        if output:
+            return result
+        display(result)
         return None
 
     # ------------------------------------------------------------------------
@@ -159,8 +173,30 @@ class TFMagics(Magics):
             raise UsageError(f"--keep names unknown variables: {e}; check the spelling.") from e
         if not report.dry_run:
             self.isolation.forget()
-        if args.output:
-            return report
-        if not args.quiet:
-            display(report)
-        return None
+        if args.quiet and not args.output:
+            return None
+        return self._show(report, args.output)
+
+    @magic_arguments()
+    @argument("module", help="The imported module to re-import, e.g. mymodel or pkg.model.")
+    @argument("-o", "--output", action="store_true", help="Return the ReloadReport object.")
+    @line_magic
+    def tf_reload(self, line: str = "") -> ReloadReport | None:
+        """Re-import a module that builds TF objects at import time; rebind your names.
+
+        After editing model.py, `%tf_reload model` re-executes it with the Keras names
+        it got the first time, and `from model import net` style names in the notebook
+        now point to the new objects; the old ones are released. Example::
+
+            from mymodel import model
+            %tf_reload mymodel      # `model` is now the edited file's model
+        """
+        args = parse_argstring(self.tf_reload, line)
+        try:
+            report = reload(args.module, self.shell)
+        except NotImported as e:
+            raise UsageError(
+                f"Module {args.module!r} is not imported here; import it first, "
+                f"e.g. `import {args.module}`."
+            ) from e
+        return self._show(report, args.output)

@@ -24,22 +24,45 @@ class LiveSet:
         self._refs: dict[int, weakref.ref[Any]] = {}
         self._sizes: dict[int, int] = {}
         self.total_bytes = 0
+        # Where each object came from (a tracker's ``Birth``), and the objects made
+        # since the tracker last asked; None while no tracker records births.
+        self._births: dict[int, Any] = {}
+        self.newborn: list[weakref.ref[Any]] | None = None
 
     def add(self, obj: Any, nbytes: int = 0) -> None:
         key = id(obj)
         known = self._refs.get(key)
         if known is not None and known() is obj:
             return
-        self._refs[key] = weakref.ref(obj, functools.partial(self._forget, key))
+        ref = weakref.ref(obj, functools.partial(self._forget, key))
+        self._refs[key] = ref
         if nbytes:
             self._sizes[key] = nbytes
             self.total_bytes += nbytes
+        if self.newborn is not None:
+            self.newborn.append(ref)
 
     def _forget(self, key: int, ref: weakref.ref[Any]) -> None:
         if self._refs.get(key) is not ref:
             return  # the id was already reused by a newer object
         del self._refs[key]
         self.total_bytes -= self._sizes.pop(key, 0)
+        self._births.pop(key, None)
+
+    def take_newborn(self) -> list[Any]:
+        """Objects added since the last call that are still alive."""
+        if not self.newborn:
+            return []
+        born = [obj for ref in self.newborn if (obj := ref()) is not None]
+        self.newborn.clear()
+        return born
+
+    def set_birth(self, obj: Any, birth: Any) -> None:
+        if obj in self:
+            self._births[id(obj)] = birth
+
+    def birth_of(self, obj: Any) -> Any:
+        return self._births.get(id(obj)) if obj in self else None
 
     def __len__(self) -> int:
         return len(self._refs)
@@ -68,6 +91,25 @@ class Registry:
         self._trace_counts: dict[int, int] = {}  # id(function cache) → traces counted
         # Top-level modules ("tensorflow", "keras", "tf_keras") whose classes are wrapped.
         self.installed: set[str] = set()
+        # tf.functions called since the tracker last asked (for stale-capture warnings).
+        self.called: dict[int, weakref.ref[Any]] = {}
+
+    def mark_called(self, function: Any) -> None:
+        if id(function) not in self.called:
+            self.called[id(function)] = weakref.ref(function)
+
+    def take_called(self) -> list[Any]:
+        called = [f for ref in self.called.values() if (f := ref()) is not None]
+        self.called.clear()
+        return called
+
+    @property
+    def kinds(self) -> tuple[LiveSet, ...]:
+        return (self.models, self.layers, self.variables, self.functions, self.sessions)
+
+    def record_births(self, on: bool) -> None:
+        for live in self.kinds:
+            live.newborn = [] if on else None
 
     def watch_traces(self, cache: Any, owner: Any) -> None:
         """Count the traces in ``owner``'s function cache, now and as it grows.
@@ -108,6 +150,7 @@ def track_instances(cls: type, on_new: Callable[[Any], None]) -> None:
 
     @functools.wraps(original)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        __tracebackhide__ = True
         original(self, *args, **kwargs)
         try:
             on_new(self)
@@ -126,6 +169,7 @@ def track_method(cls: type, method: str, after: Callable[[Any], None]) -> None:
 
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # keep tfmagic out of the user's tracebacks
         result = original(self, *args, **kwargs)
         try:
             after(self)

@@ -16,6 +16,7 @@ from typing import Any
 
 from tfmagic import incidents
 from tfmagic.probe import Snapshot, snapshot
+from tfmagic.registry import REGISTRY, Registry
 
 Listener = Callable[["CellRecord"], None]
 
@@ -83,8 +84,10 @@ class CellTracker:
         shell: Any,
         probe: Callable[[], Snapshot] = snapshot,
         history_limit: int = 1000,
+        registry: Registry = REGISTRY,
     ) -> None:
         self.shell = shell
+        self.registry = registry
         self.probe = probe
         self.history: deque[CellRecord] = deque(maxlen=history_limit)
         self.listeners: list[Listener] = []
@@ -96,10 +99,12 @@ class CellTracker:
 
     # -- hooks -----------------------------------------------------------------
     def register(self) -> None:
+        self.registry.record_births(True)
         self.shell.events.register("pre_run_cell", self.pre_run_cell)
         self.shell.events.register("post_run_cell", self.post_run_cell)
 
     def unregister(self) -> None:
+        self.registry.record_births(False)
         for event, callback in (
             ("pre_run_cell", self.pre_run_cell),
             ("post_run_cell", self.post_run_cell),
@@ -138,6 +143,7 @@ class CellTracker:
             record = self._record(running, result)
             self.history.append(record)
             self._warn_if_grew(record)
+            self._notices(record, result)
         except Exception as exc:  # noqa: BLE001 - never break the user's cell
             incidents.record("post_run_cell", exc)
             return
@@ -146,6 +152,22 @@ class CellTracker:
                 listener(record)
             except Exception as exc:  # noqa: BLE001
                 incidents.record(f"listener {getattr(listener, '__name__', listener)}", exc)
+
+    def _notices(self, record: CellRecord, result: Any) -> None:
+        """Note where this cell's TF objects came from; print stale-capture and error hints."""
+        if "tensorflow" not in self.registry.installed:
+            return
+        from tfmagic import births, hints, pins
+
+        births.record_births(
+            self.registry, self.shell, record.cell_key, record.run_index, record.execution_count
+        )
+        called = self.registry.take_called()
+        lines = pins.capture_warnings(called, self.shell.user_ns, self.runs_of, self.registry)
+        if result.error_in_exec is not None:
+            lines += hints.hints_for(result.error_in_exec, self.registry)
+        for line in lines:
+            print(line, file=sys.stderr)
 
     # -- records ---------------------------------------------------------------
     def _record(self, running: _Running, result: Any) -> CellRecord:

@@ -38,6 +38,7 @@ def install(registry: Registry) -> dict[type, Any]:
     for cls, on_new in kinds.items():
         track_instances(cls, on_new)
     track_method(function_cache.FunctionCache, "add", registry.cache_changed)
+    track_method(polymorphic_function.Function, "__call__", registry.mark_called)
     return kinds
 
 
@@ -107,3 +108,22 @@ def clear_kernel_cache() -> None:
     ctx = context.context()
     if getattr(ctx, "_initialized", False):
         ctx.clear_kernel_cache()
+
+
+def captured_variables(function: Any) -> tuple[list[Any], int]:
+    """The variables a traced ``tf.function`` uses, and how many of those have died.
+
+    A FuncGraph keeps only weak references to its variables, but its captured resource
+    handles keep their storage alive: a dead one means the function updates weights
+    that no Python object (no model) has any more.
+    """
+    alive: dict[int, Any] = {}
+    dead: set[int] = set()
+    for concrete in function._list_all_concrete_functions():
+        for ref in concrete.graph._weak_variables:
+            variable = ref()
+            if variable is None:
+                dead.add(id(ref))
+            else:
+                alive[id(variable)] = variable
+    return list(alive.values()), len(dead)

@@ -1,0 +1,320 @@
+"""``%tf_dashboard``: a live ipywidgets view of TF state, updated after every cell.
+
+Updates come from the tracker: ``Dashboard.on_cell`` is appended to
+``tracker.listeners`` and runs after each top-level cell; nothing polls and no widget
+message triggers an update (a button click is not a cell run, so the buttons refresh
+the numbers themselves). Only the newest dashboard is live: showing another one, or
+unloading the extension, removes the old one's listener and marks its widget closed.
+
+The module imports neither IPython's display machinery nor ipywidgets until a
+dashboard is shown, so ``close_active()`` is free to call from ``unload``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from tfmagic import dashboard_model as dm
+
+if TYPE_CHECKING:
+    from ipywidgets import Widget
+
+    from tfmagic.reset_state import ResetReport
+    from tfmagic.tracker import CellRecord, CellTracker
+
+_active: Dashboard | None = None
+STALE_PROMPT = dm.wrap(
+    "<p>Stale objects are listed on demand (it walks the heap): Find stale objects.</p>",
+    "tfm-stale",
+)
+
+
+def has_widget_frontend(shell: Any) -> bool:
+    """True when widgets can reach a frontend: the shell runs inside ipykernel.
+
+    ipykernel's ``ZMQInteractiveShell`` (JupyterLab, Notebook, VS Code, Colab) has a
+    ``kernel`` whose comms carry widget state; terminal IPython and a plain
+    ``InteractiveShell`` have none. This is tensorboard's ``has_trait("kernel")`` test;
+    it also accepts subclasses, which a class-name check would not. A kernel whose
+    client cannot render widgets (jupyter console, nbconvert) still gets the text
+    view: it is the ``text/plain`` part of the dashboard's mime bundle.
+    """
+    return getattr(shell, "kernel", None) is not None
+
+
+def stale_lines(shell: Any, tracker: CellTracker) -> list[str] | None:
+    """One line per stale object and what pins it; None without ``tfmagic.pins``.
+
+    The one place that knows the stale-object API (``pins.stale``, a heap walk: only
+    on demand). Objects become strings at once, so the dashboard never pins them.
+    """
+    try:
+        from tfmagic import pins
+    except ImportError:
+        return None
+    return [str(found) for found in pins.stale(shell, tracker.runs_of)]
+
+
+def show(shell: Any, tracker: CellTracker, widgets: bool | None = None) -> None:
+    """Display the live dashboard, or without a widget frontend print its text view.
+
+    ``widgets`` forces one or the other; by default ``has_widget_frontend`` decides.
+    Returns None (so a trailing call does not display anything twice); ``active()``
+    is the live ``Dashboard``.
+    """
+    global _active
+    close_active("This dashboard was replaced by a newer one; only the newest updates.")
+    if widgets is None:
+        widgets = has_widget_frontend(shell)
+    if not widgets:
+        model = dm.DashboardModel.from_history(tracker.history, tracker.probe())
+        print(dm.text_view(model))
+        return
+    from IPython.display import display
+
+    _active = Dashboard(shell, tracker)
+    display(_active)
+
+
+def active() -> Dashboard | None:
+    """The live dashboard, if one is shown."""
+    return _active
+
+
+def close_active(reason: str = "tfmagic was unloaded; this dashboard no longer updates.") -> None:
+    """Stop the live dashboard updating (its listener removed, its widget marked closed)."""
+    global _active
+    if _active is not None:
+        _active.close(reason)
+        _active = None
+
+
+class Dashboard:
+    """The widget tree and its behaviour; ``root`` is what is displayed."""
+
+    def __init__(
+        self,
+        shell: Any,
+        tracker: CellTracker,
+        chart_points: int = dm.CHART_POINTS,
+        table_rows: int = dm.TABLE_ROWS,
+    ) -> None:
+        self.shell = shell
+        self.tracker = tracker
+        self.model = dm.DashboardModel.from_history(
+            tracker.history, tracker.probe(), chart_points, table_rows
+        )
+        self.closed = False
+        self.shown_at = getattr(shell, "execution_count", None)
+        self._build()
+        self.update()
+        tracker.listeners.append(self.on_cell)
+
+    # -- widgets -------------------------------------------------------------------
+    def _build(self) -> None:
+        import ipywidgets as w
+
+        title = (
+            f"{dm.STYLE}<b>tfmagic</b> · live TF state, updated after every cell "
+            f"(shown at In[{dm.esc(self.shown_at)}])"
+        )
+        self.title = w.HTML(dm.wrap(title, "tfm-title"))
+        self.headline = w.HTML()
+        self.chart = w.HTML()
+        self.table = w.HTML()
+        self.stale = w.HTML(STALE_PROMPT)
+        self.output = w.Output(layout=w.Layout(max_height="260px", overflow="auto"))
+        self.output.add_class("tfm-output")
+        self.buttons = {
+            "refresh": self._button("refresh", "Refresh", "Read TF state now", self.refresh),
+            "reset": self._button(
+                "reset",
+                "Reset",
+                "Like %tf_reset: reset TF/Keras state, keep your names",
+                self.reset,
+            ),
+            "hard": self._button(
+                "hard",
+                "Hard reset…",
+                "Like %tf_reset --hard: also delete names bound to TF objects (asks first)",
+                self.ask_hard_reset,
+                style="warning",
+            ),
+            "stale": self._button(
+                "stale",
+                "Find stale objects",
+                "List dead TF objects still kept alive, and what pins each one",
+                self.find_stale,
+            ),
+            "confirm": self._button(
+                "confirm",
+                "Confirm hard reset",
+                "Delete the names listed above",
+                self.confirm_hard_reset,
+                style="danger",
+            ),
+            "cancel": self._button("cancel", "Cancel", "Change nothing", self.cancel_hard_reset),
+        }
+        self.confirm_box = w.HBox(
+            [
+                w.HTML("<b>Run the hard reset listed above?</b>"),
+                self.buttons["confirm"],
+                self.buttons["cancel"],
+            ],
+            layout=w.Layout(display="none"),
+        )
+        bar = w.HBox([self.buttons[k] for k in ("refresh", "reset", "hard", "stale")])
+        self.root = w.VBox(
+            [
+                self.title,
+                self.headline,
+                self.chart,
+                self.table,
+                bar,
+                self.confirm_box,
+                self.stale,
+                self.output,
+            ]
+        )
+        self.root.add_class("tfmagic-dashboard")
+
+    def _button(
+        self, key: str, label: str, tooltip: str, action: Callable[[], None], style: str = ""
+    ) -> Widget:
+        import ipywidgets as w
+
+        button = w.Button(description=label, tooltip=tooltip, button_style=style)
+        button.add_class(f"tfm-btn-{key}")  # a stable hook for tests and user CSS
+        button.on_click(self._guarded(action))
+        return button
+
+    def _guarded(self, action: Callable[[], None]) -> Callable[[Any], None]:
+        """A click handler that reports a failure in the dashboard instead of the log."""
+
+        def on_click(_button: Any) -> None:
+            if self.closed:
+                return
+            try:
+                action()
+            except Exception as exc:  # noqa: BLE001 - shown to the user, not raised into a comm
+                self.output.append_stderr(f"tfmagic dashboard: {type(exc).__name__}: {exc}\n")
+
+        return on_click
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        # The widget view, with the text view (not "VBox(...)") for clients without widgets.
+        bundle = dict(self.root._repr_mimebundle_(**kwargs) or {})
+        bundle["text/plain"] = self.text()
+        return bundle
+
+    # -- updates -------------------------------------------------------------------
+    def on_cell(self, record: CellRecord) -> None:
+        """The tracker's listener: runs after every top-level cell; cheap string work only."""
+        if self.closed:
+            return
+        self.model.add_record(record)
+        if self.confirm_box.layout.display != "none":
+            # The plan shown may no longer be what a hard reset would delete now.
+            self._hide_confirm()
+            self._say("A cell ran: click Hard reset… again to see the current plan.")
+        self.update()
+
+    def update(self) -> None:
+        self.headline.value = dm.headline_html(self.model)
+        self.chart.value = dm.chart_svg(list(self.model.points))
+        self.table.value = dm.table_html(self.model)
+
+    def text(self) -> str:
+        return dm.text_view(self.model)
+
+    # -- buttons -------------------------------------------------------------------
+    def refresh(self) -> None:
+        self.model.refresh(self.tracker.probe())
+        self.update()
+
+    def reset(self) -> None:
+        self._clear_output()
+        self._show_report(_run_reset(self.shell, hard=False))
+
+    def ask_hard_reset(self) -> None:
+        """First click: show what a hard reset WILL do; only Confirm runs it."""
+        from tfmagic.reset_state import reset
+
+        plan = reset(self.shell, hard=True, dry_run=True)
+        self._clear_output()
+        self._say("Hard reset plan (nothing changed yet):")
+        self._append(plan)
+        self.confirm_box.layout.display = "flex"
+        self.buttons["hard"].disabled = True
+
+    def confirm_hard_reset(self) -> None:
+        self._hide_confirm()
+        self._clear_output()
+        self._show_report(_run_reset(self.shell, hard=True))
+
+    def cancel_hard_reset(self) -> None:
+        self._hide_confirm()
+        self._clear_output()
+        self._say("Hard reset cancelled; nothing changed.")
+
+    def find_stale(self) -> None:
+        self.stale.value = dm.stale_html(stale_lines(self.shell, self.tracker))
+
+    def _show_report(self, report: ResetReport) -> None:
+        self._append(report)
+        self.stale.value = STALE_PROMPT  # the list shown before the reset is out of date
+        self.model.add_reset(report)
+        self.update()  # a button is not a cell run: no listener will do this for us
+
+    def _hide_confirm(self) -> None:
+        self.confirm_box.layout.display = "none"
+        self.buttons["hard"].disabled = False
+
+    # -- the output area: written directly, so it works outside any cell's context --
+    def _clear_output(self) -> None:
+        self.output.outputs = ()
+
+    def _say(self, text: str) -> None:
+        self.output.append_stdout(text + "\n")
+
+    def _append(self, obj: Any) -> None:
+        data, metadata = self.shell.display_formatter.format(obj)
+        output = {"output_type": "display_data", "data": data, "metadata": metadata}
+        self.output.outputs = (*self.output.outputs, output)
+
+    # -- end -----------------------------------------------------------------------
+    def close(self, reason: str) -> None:
+        """Stop updating: remove the listener, replace the view by a one-line notice."""
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(ValueError):
+            self.tracker.listeners.remove(self.on_cell)
+        import ipywidgets as w
+
+        old = list(self.root.children)
+        self.root.children = (w.HTML(dm.closed_html(reason)),)
+        self.root.add_class("tfmagic-dashboard-closed")
+        for child in old:
+            _close_tree(child)
+
+
+def _run_reset(shell: Any, hard: bool) -> ResetReport:
+    """What ``%tf_reset [--hard]`` does: the reset, then forget isolated cells' runs."""
+    from tfmagic.isolation import ISOLATION
+    from tfmagic.reset_state import reset
+
+    report = reset(shell, hard=hard)
+    ISOLATION.forget()
+    return report
+
+
+def _close_tree(widget: Any) -> None:
+    for child in getattr(widget, "children", ()):
+        _close_tree(child)
+    layout = getattr(widget, "layout", None)
+    if layout is not None:
+        layout.close()
+    widget.close()
