@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 __all__ = [
+    "dashboard",
     "graph_stats",
     "history",
     "isolated",
@@ -124,3 +125,13 @@ def reload(module: str) -> ReloadReport:
 
     tracker = extension.active_tracker()
     return reloading.reload(module, tracker.shell if tracker else None)
+
+
+def dashboard() -> None:
+    """The Python twin of ``%tf_dashboard``: a live view of TF state, updated after every cell."""
+    from tfmagic import dashboard_widget, extension
+
+    tracker = extension.active_tracker()
+    if tracker is None:
+        raise RuntimeError("tfmagic.dashboard() needs the extension: run %load_ext tfmagic first.")
+    dashboard_widget.show(tracker.shell, tracker)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tfmagic import frameworks
+from tfmagic import dashboard_widget, frameworks
 from tfmagic.isolation import ISOLATION
 from tfmagic.magics import TFMagics
 from tfmagic.registry import REGISTRY
@@ -29,6 +29,7 @@ def load(shell: Any) -> None:
 
 def unload(shell: Any) -> None:
     global _tracker, _magics
+    dashboard_widget.close_active()  # its listener is on the tracker that goes away
     if _tracker is not None:
         _tracker.unregister()
     if _magics is not None:

@@ -11,7 +11,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 from traitlets import Bool, Int, observe
 
-from tfmagic import probe
+from tfmagic import dashboard_widget, probe
 from tfmagic.cellrun import run_cell_body
 from tfmagic.isolation import Isolation
 from tfmagic.pins import StaleReport, stale
@@ -200,3 +200,22 @@ class TFMagics(Magics):
                 f"e.g. `import {args.module}`."
             ) from e
         return self._show(report, args.output)
+
+    @magic_arguments()
+    @argument("--text", action="store_true", help="Print the text view, even in a notebook.")
+    @line_magic
+    def tf_dashboard(self, line: str = "") -> None:
+        """Show a live dashboard of TF state that updates after every cell.
+
+        Headline numbers (variables, models, ops, traces, TF memory per device, RSS)
+        with their change in the last cell, a chart of the last 50 runs (re-runs
+        marked), the per-cell table of %tf_graph_stats, stale objects on demand, and
+        Refresh / Reset / Hard reset buttons (Hard reset shows its plan and asks
+        first). A new %tf_dashboard replaces the previous one. Without a widget
+        frontend (terminal IPython) it prints the text view. Examples::
+
+            %tf_dashboard
+            %tf_dashboard --text   # the text view, e.g. for a log
+        """
+        args = parse_argstring(self.tf_dashboard, line)
+        dashboard_widget.show(self.shell, self.tracker, widgets=False if args.text else None)
