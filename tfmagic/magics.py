@@ -147,7 +147,11 @@ class TFMagics(Magics):
         return value
 
     @magic_arguments()
-    @argument("--hard", action="store_true", help="Also delete user names bound to TF objects.")
+    @argument(
+        "--hard",
+        action="store_true",
+        help="Also delete user names bound to TF objects, or to lists and callbacks holding some.",
+    )
     @argument("--dry-run", action="store_true", help="Show what would happen; change nothing.")
     @argument("--keep", nargs="+", default=[], metavar="NAME", help="Names --hard must spare.")
     @argument("-o", "--output", action="store_true", help="Return the ResetReport object.")

@@ -155,13 +155,14 @@ def reset(
 
 
 def _names_bound_to_tf(shell: Any, types: tuple[type, ...]) -> list[str]:
+    """User names whose value is TF state or holds some (``[model]``, a ``History``)."""
     hidden = shell.user_ns_hidden
     return [
         name
         for name, value in shell.user_ns.items()
         if not name.startswith("_")
         and not (name in hidden and hidden[name] is value)
-        and frameworks.is_tf_object(value, types)
+        and frameworks.holds_tf_object(value, types)
     ]
 
 
