@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tfmagic import frameworks
+from tfmagic.frameworks import tf_core
 from tfmagic.outputs import drop_output_pins
 from tfmagic.registry import REGISTRY, Registry
 
@@ -80,6 +81,8 @@ class Isolation:
                 ]
         if rerun:
             gc.collect()  # the previous run's objects are cyclic garbage now
+            if tf_core.is_imported() and tf_core.prune_dead_custom_gradients():
+                gc.collect()  # the traced graphs TF's gradient registry still held
 
     def _release(self, state: CellState, shell: Any) -> None:
         previous = state.output_objects()

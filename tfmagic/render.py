@@ -194,9 +194,14 @@ def growth_parts(delta: Snapshot, fields: Iterable[str]) -> str:
 
 
 def growth_warning(record: CellRecord, grew: Sequence[str]) -> str:
+    head = f"tfmagic: run {record.run_index} of this cell grew {growth_parts(record.delta, grew)}"
+    if record.isolated:
+        return (
+            f"{head} although it is isolated: something outside the cell holds the previous "
+            "run's objects; tfmagic.stale() says what."
+        )
     return (
-        f"tfmagic: run {record.run_index} of this cell grew {growth_parts(record.delta, grew)}; "
-        "the earlier runs' state is still alive. Make the cell re-runnable with "
+        f"{head}; the earlier runs' state is still alive. Make the cell re-runnable with "
         "%%tf_isolated, or clear it with %tf_reset."
     )
 

@@ -131,8 +131,6 @@ def reset(
         if not dry_run:
             session.close()
 
-    if not dry_run:
-        gc.collect()  # first, so the names of layers that die now are not reserved below
     nested = tf1.graph_is_nested()
     if nested:
         report.skipped.append(
@@ -144,11 +142,17 @@ def reset(
         for flavour in frameworks.keras_flavours():
             report.actions.append(f"{flavour.LABEL} session cleared (settings kept)")
         if not dry_run:
-            _reset_graph_and_keras(registry)
+            _reset_graph_and_keras()
     report.actions.append("eager kernel cache cleared")
     if not dry_run:
         tf_core.clear_kernel_cache()
-        gc.collect()
+        gc.collect()  # first, so that the variables of dropped models are dead
+        pruned = tf_core.prune_dead_custom_gradients()
+        if pruned:
+            report.actions.append(f"{pruned} leaked custom-gradient entries pruned")
+            gc.collect()  # what those entries held
+        if not nested:
+            _reserve_live_names(registry)  # after the collection: only names still alive
         report.after = probe.snapshot(registry)
     report.seconds = time.perf_counter() - started
     return report
@@ -175,7 +179,7 @@ def _describe_session(session: Any) -> str:
     return f"{kind} (graph of {ops} ops)"
 
 
-def _reset_graph_and_keras(registry: Registry) -> None:
+def _reset_graph_and_keras() -> None:
     from tensorflow.python.framework import ops
 
     seed = ops.get_default_graph().seed
@@ -183,7 +187,6 @@ def _reset_graph_and_keras(registry: Registry) -> None:
         flavour.clear_keeping_settings()  # each also resets the default graph
     ops.reset_default_graph()
     ops.get_default_graph().seed = seed
-    _reserve_live_names(registry)
 
 
 _SUFFIX = re.compile(r"^(?P<base>.+?)(?:_(?P<n>\d+))?$")

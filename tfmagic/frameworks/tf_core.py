@@ -127,3 +127,51 @@ def captured_variables(function: Any) -> tuple[list[Any], int]:
             else:
                 alive[id(variable)] = variable
     return list(alive.values()), len(dead)
+
+
+def prune_dead_custom_gradients() -> int:
+    """Drop gradient-registry entries whose traced graphs only use variables that died.
+
+    Every trace of a ``tf.custom_gradient`` in graph mode (Keras 3's optimizer does one
+    per traced train step) registers ``CustomGradient-N`` in a global registry that is
+    never pruned (tensorflow/tensorflow#97697). The entry's closure holds the traced
+    FuncGraph, whose captures hold the dead model's variable buffers: allocator memory
+    that no reset frees. An entry is dropped only when every FuncGraph it reaches has
+    variables and all of them are dead, so such a graph could not run again anyway.
+    """
+    from tensorflow.python.framework import ops
+
+    registry = ops._gradient_registry._registry
+    dead = [
+        name
+        for name, entry in list(registry.items())
+        if name.startswith("CustomGradient-") and _only_dead_graphs(entry.get("type"))
+    ]
+    for name in dead:
+        del registry[name]
+    return len(dead)
+
+
+def _only_dead_graphs(function: Any, max_depth: int = 4) -> bool:
+    graphs = []
+    seen: set[int] = set()
+    todo = [(function, 0)]
+    while todo:
+        obj, depth = todo.pop()
+        if id(obj) in seen or depth > max_depth:
+            continue
+        seen.add(id(obj))
+        graph = obj if hasattr(obj, "_weak_variables") else getattr(obj, "graph", None)
+        if hasattr(graph, "_weak_variables"):
+            graphs.append(graph)
+            continue
+        if isinstance(obj, (list, tuple)):
+            todo += [(item, depth + 1) for item in obj]
+        for cell in getattr(obj, "__closure__", None) or ():
+            try:
+                todo.append((cell.cell_contents, depth + 1))
+            except ValueError:
+                continue  # an empty cell
+    return bool(graphs) and all(
+        g._weak_variables and all(ref() is None for ref in g._weak_variables) for g in graphs
+    )
