@@ -45,6 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from _common import table
+
 MARKER = "TFMAGIC-LOAD-TIME:"
 HEAVY = ("tensorflow", "keras", "tf_keras")  # modules loading must not import
 
@@ -124,19 +126,6 @@ def bytecode_env(prefix: str, write: bool) -> dict[str, str]:
     if not write:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
-
-
-def table(rows: list[list[str]], headers: list[str]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-
-    def line(cells: list[str]) -> str:
-        parts = [
-            c.ljust(w) if i == 0 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ]
-        return " | ".join(parts)
-
-    return "\n".join([line(headers), "-+-".join("-" * w for w in widths), *map(line, rows)])
 
 
 def row(name: str, seconds: list[float], reference: float) -> list[str]:
