@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-from tfmagic import dashboard_widget, frameworks
+from tfmagic import frameworks
 from tfmagic.isolation import ISOLATION
 from tfmagic.magics import TFMagics
 from tfmagic.registry import REGISTRY
@@ -29,7 +30,9 @@ def load(shell: Any) -> None:
 
 def unload(shell: Any) -> None:
     global _tracker, _magics
-    dashboard_widget.close_active()  # its listener is on the tracker that goes away
+    dashboard = sys.modules.get("tfmagic.dashboard_widget")  # imported once one was shown
+    if dashboard is not None:
+        dashboard.close_active()  # its listener is on the tracker that goes away
     if _tracker is not None:
         _tracker.unregister()
     if _magics is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
@@ -11,14 +11,17 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 from traitlets import Bool, Int, observe
 
-from tfmagic import dashboard_widget, probe
-from tfmagic.cellrun import run_cell_body
-from tfmagic.isolation import Isolation
-from tfmagic.pins import StaleReport, stale
-from tfmagic.reloading import NotImported, ReloadReport, reload
-from tfmagic.reset_state import ResetReport, UnknownNames, reset
+from tfmagic import probe
 from tfmagic.stats import GraphStats, NoSuchCell, select
-from tfmagic.tracker import CellTracker
+
+# The modules behind the other magics are imported when a magic first runs, which
+# keeps %load_ext fast (see benchmarks/load_time.py).
+if TYPE_CHECKING:
+    from tfmagic.isolation import Isolation
+    from tfmagic.pins import StaleReport
+    from tfmagic.reloading import ReloadReport
+    from tfmagic.reset_state import ResetReport
+    from tfmagic.tracker import CellTracker
 
 
 @magics_class
@@ -93,6 +96,8 @@ class TFMagics(Magics):
         """
         args = parse_argstring(self.tf_graph_stats, line)
         if args.stale:
+            from tfmagic.pins import StaleReport, stale
+
             found = stale(self.shell, self.tracker.runs_of)
             return self._show(StaleReport(tuple(found)), args.output)
         if args.last is not None and args.last < 0:
@@ -136,6 +141,8 @@ class TFMagics(Magics):
                 w = tf.compat.v1.get_variable("weights", shape=[3, 3])
         """
         __tracebackhide__ = True
+        from tfmagic.cellrun import run_cell_body
+
         args = parse_argstring(self.tf_isolated, line)
         if not cell.strip():
             raise UsageError("%%tf_isolated needs a cell body: put your code below the magic line.")
@@ -170,6 +177,8 @@ class TFMagics(Magics):
             %tf_reset --dry-run --hard  # list what --hard would delete
             %tf_reset --hard --keep model
         """
+        from tfmagic.reset_state import UnknownNames, reset
+
         args = parse_argstring(self.tf_reset, line)
         try:
             report = reset(self.shell, hard=args.hard, dry_run=args.dry_run, keep=args.keep)
@@ -195,6 +204,8 @@ class TFMagics(Magics):
             from mymodel import model
             %tf_reload mymodel      # `model` is now the edited file's model
         """
+        from tfmagic.reloading import NotImported, reload
+
         args = parse_argstring(self.tf_reload, line)
         try:
             report = reload(args.module, self.shell)
@@ -221,5 +232,7 @@ class TFMagics(Magics):
             %tf_dashboard
             %tf_dashboard --text   # the text view, e.g. for a log
         """
+        from tfmagic import dashboard_widget
+
         args = parse_argstring(self.tf_dashboard, line)
         dashboard_widget.show(self.shell, self.tracker, widgets=False if args.text else None)
