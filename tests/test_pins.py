@@ -138,15 +138,26 @@ def test_tf_reload_rebinds_module_names_with_clean_keras_names(tmp_path):
         """
     )
     module.write_text(source.format(units=4))
+
+    def edit(units: int) -> str:
+        return f"open({str(module)!r}, 'w').write({source.format(units=units)!r})"
+
     out = run_cells(
         [
             *SETUP,
             f"import sys\nsys.path.insert(0, {str(tmp_path)!r})\nfrom netdef import net as my_net",
             "other = keras.layers.Dense(1)",  # moves the name counters on
-            f"open({str(module)!r}, 'w').write({source.format(units=7)!r})",
+            edit(7),
             "report = %tf_reload netdef -o",
             "RESULT = {'units': my_net.layers[-1].units, 'name': my_net.layers[-1].name,"
             " 'rebound': report.rebound, 'text': str(report)}",
+            # What users try first: a plain reload leaves `net` old; %tf_reload still finds it.
+            "from netdef import net",
+            edit(9),
+            "import importlib, netdef\nnetdef = importlib.reload(netdef)",
+            "RESULT['plain'] = net.layers[-1].units",
+            "%tf_reload netdef",
+            "RESULT['after'] = net.layers[-1].units",
             "%tf_reload not_a_module_xyz",
         ]
     )
@@ -154,5 +165,6 @@ def test_tf_reload_rebinds_module_names_with_clean_keras_names(tmp_path):
     assert result["units"] == 7 and result["name"] == "dense"
     assert result["rebound"] == {"my_net": "net"}
     assert "rebound: my_net (= netdef.net)" in result["text"]
+    assert (result["plain"], result["after"]) == (7, 9)
     assert "UsageError" in out["cells"][-1]["error"]
     assert "import it first" in out["cells"][-1]["error"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from tfmagic import probe, render
+from tfmagic import frameworks, probe, render
 from tfmagic.isolation import ISOLATION
 from tfmagic.outputs import drop_output_pins
 from tfmagic.probe import Snapshot
@@ -43,7 +43,7 @@ class ReloadReport:
         return [
             f"tfmagic reloaded {self.module} in {self.seconds * 1000:.0f} ms; "
             f"rebound: {names or 'no notebook names'}",
-            f"freed: {render.snapshot_change(self.before, self.after)}",
+            f"TF state before → after: {render.snapshot_change(self.before, self.after)}",
         ]
 
     def __str__(self) -> str:
@@ -94,14 +94,23 @@ def reload(name: str, shell: Any = None) -> ReloadReport:
 
 
 def _bindings(module: ModuleType, user_ns: dict[str, Any]) -> dict[str, str]:
-    """Notebook names bound to the module's attributes (``from m import model as net``)."""
-    by_id = {
-        id(value): attr
+    """Notebook names to re-bind: bound to one of the module's attributes
+    (``from m import model as net``), or to an older version of one under the same name
+    (after a plain ``importlib.reload`` the module's attribute is already new)."""
+    attrs = {
+        attr: value
         for attr, value in vars(module).items()
         if not attr.startswith("__") and not isinstance(value, (ModuleType, int, str, bool))
     }
-    return {
-        name: by_id[id(value)]
-        for name, value in user_ns.items()
-        if not name.startswith("_") and id(value) in by_id
-    }
+    by_id = {id(value): attr for attr, value in attrs.items()}
+    tf_types = frameworks.tf_types()
+    bindings = {}
+    for name, value in user_ns.items():
+        if name.startswith("_"):
+            continue
+        if id(value) in by_id:
+            bindings[name] = by_id[id(value)]
+        elif name in attrs and tf_types and isinstance(value, tf_types):
+            if type(value) is type(attrs[name]):
+                bindings[name] = name
+    return bindings

@@ -224,8 +224,11 @@ def snapshot_change(before: Snapshot, after: Snapshot) -> str:
         a, b = getattr(before, name), getattr(after, name)
         fmt = fmt_bytes if is_bytes else str
         parts.append(f"{label} {fmt(a)} → {fmt(b)}" if a != b else f"{label} {fmt(a)}")
-    if before.memory or after.memory:
-        parts.append(f"TF mem {fmt_bytes(before.memory_total)} → {fmt_bytes(after.memory_total)}")
+    a, b = before.memory_total, after.memory_total
+    if a != b:
+        parts.append(f"TF mem {fmt_bytes(a)} → {fmt_bytes(b)}")
+    elif before.memory:
+        parts.append(f"TF mem {fmt_bytes(a)}")
     return ", ".join(parts)
 
 
