@@ -142,8 +142,10 @@ def _function_name(function: Any) -> str:
 
 
 @dataclass(frozen=True)
-class StaleReport:
+class StaleReport(render.LinesReport):
     """What ``%tf_graph_stats --stale`` displays: the stale objects, one per line."""
+
+    css_class = "tfmagic-stale"
 
     objects: tuple[StaleObject, ...]
 
@@ -152,15 +154,6 @@ class StaleReport:
             return ["No stale TF objects: everything alive is reachable the way it was made."]
         head = f"{len(self.objects)} stale TF object(s); %tf_reset drops output pins:"
         return [head, *(f"  {o}" for o in self.objects)]
-
-    def __str__(self) -> str:
-        return "\n".join(self.lines())
-
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        p.text(str(self))
-
-    def _repr_html_(self) -> str:
-        return render.lines_html(self.lines(), css_class="tfmagic-stale")
 
 
 # -- who pins what -------------------------------------------------------------

@@ -28,7 +28,11 @@ class NotImported(LookupError):
 
 
 @dataclass
-class ReloadReport:
+class ReloadReport(render.LinesReport):
+    """What ``%tf_reload`` did: the names it re-bound and TF state before → after."""
+
+    css_class = "tfmagic-reload"
+
     module: str
     before: Snapshot
     after: Snapshot
@@ -45,15 +49,6 @@ class ReloadReport:
             f"rebound: {names or 'no notebook names'}",
             f"TF state before → after: {render.snapshot_change(self.before, self.after)}",
         ]
-
-    def __str__(self) -> str:
-        return "\n".join(self.lines())
-
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        p.text(str(self))
-
-    def _repr_html_(self) -> str:
-        return render.lines_html(self.lines(), css_class="tfmagic-reload")
 
     def to_dict(self) -> dict[str, Any]:
         return {

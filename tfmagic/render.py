@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import html
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tfmagic.probe import Snapshot
@@ -235,3 +236,21 @@ def snapshot_change(before: Snapshot, after: Snapshot) -> str:
 def lines_html(lines: Sequence[str], css_class: str) -> str:
     body = "<br>".join(html.escape(line) for line in lines)
     return f'<div class="{css_class}" style="font-family:monospace">{body}</div>'
+
+
+class LinesReport(ABC):
+    """A result shown as a few lines: text in a terminal, HTML in a notebook."""
+
+    css_class = "tfmagic-report"
+
+    @abstractmethod
+    def lines(self) -> list[str]: ...
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(str(self))
+
+    def _repr_html_(self) -> str:
+        return lines_html(self.lines(), css_class=self.css_class)

@@ -29,8 +29,10 @@ class UnknownNames(ValueError):
 
 
 @dataclass
-class ResetReport:
+class ResetReport(render.LinesReport):
     """What a reset did (or, with ``dry_run``, would do), before → after."""
+
+    css_class = "tfmagic-reset"
 
     before: Snapshot
     after: Snapshot
@@ -62,15 +64,6 @@ class ResetReport:
         if not self.dry_run:
             out.append(f"took {self.seconds * 1000:.0f} ms")
         return out
-
-    def __str__(self) -> str:
-        return "\n".join(self.lines())
-
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        p.text(str(self))
-
-    def _repr_html_(self) -> str:
-        return render.lines_html(self.lines(), css_class="tfmagic-reset")
 
     def to_dict(self) -> dict[str, Any]:
         return {
