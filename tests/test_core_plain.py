@@ -145,3 +145,22 @@ def test_cell_label_is_first_nonblank_line():
 )
 def test_fmt_bytes(n, text):
     assert render.fmt_bytes(n) == text
+
+
+def test_reports_show_their_text_form_in_ipython():
+    from IPython.lib.pretty import pretty
+
+    from tfmagic.pins import StaleReport
+    from tfmagic.reloading import ReloadReport
+    from tfmagic.reset_state import ResetReport
+
+    assert pretty(ResetReport(Snapshot(), Snapshot())).startswith("tfmagic reset:")
+    assert pretty(ReloadReport("m", Snapshot(), Snapshot())).startswith("tfmagic reloaded m")
+    assert pretty(StaleReport(())).startswith("No stale TF objects")
+    assert "&lt;b&gt;" in StaleReport(()).__class__((_stale("<b>"),))._repr_html_()
+
+
+def _stale(label: str):
+    from tfmagic.pins import StaleObject
+
+    return StaleObject("model", label, ("Out[1]",))

@@ -141,7 +141,7 @@ def _function_name(function: Any) -> str:
     return getattr(function, "__name__", None) or getattr(function, "_name", "tf.function")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)  # keep LinesReport's text form in IPython
 class StaleReport(render.LinesReport):
     """What ``%tf_graph_stats --stale`` displays: the stale objects, one per line."""
 

@@ -27,7 +27,7 @@ class NotImported(LookupError):
     """The module was never imported in this process."""
 
 
-@dataclass
+@dataclass(repr=False)  # keep LinesReport's text form in IPython
 class ReloadReport(render.LinesReport):
     """What ``%tf_reload`` did: the names it re-bound and TF state before → after."""
 

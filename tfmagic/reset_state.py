@@ -28,7 +28,7 @@ class UnknownNames(ValueError):
     """``keep`` named variables that are not in the user namespace."""
 
 
-@dataclass
+@dataclass(repr=False)  # IPython prefers a class's own __repr__ to an inherited _repr_pretty_
 class ResetReport(render.LinesReport):
     """What a reset did (or, with ``dry_run``, would do), before → after."""
 
