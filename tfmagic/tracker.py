@@ -143,10 +143,13 @@ class CellTracker:
             record = self._record(running, result)
             self.history.append(record)
             self._warn_if_grew(record)
-            self._notices(record, result)
         except Exception as exc:  # noqa: BLE001 - never break the user's cell
             incidents.record("post_run_cell", exc)
             return
+        try:
+            self._notices(record, result)
+        except Exception as exc:  # noqa: BLE001 - the record and listeners still count
+            incidents.record("cell notices", exc)
         for listener in list(self.listeners):
             try:
                 listener(record)
