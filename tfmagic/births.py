@@ -11,6 +11,7 @@ import weakref
 from dataclasses import dataclass, replace
 from typing import Any
 
+from tfmagic.outputs import user_items
 from tfmagic.registry import Registry
 
 
@@ -30,11 +31,8 @@ class Birth:
 
 def user_names(shell: Any) -> dict[int, list[str]]:
     """id(value) → the user-visible names bound to it (IPython's own names left out)."""
-    hidden = shell.user_ns_hidden
     names: dict[int, list[str]] = {}
-    for name, value in shell.user_ns.items():
-        if name.startswith("_") or (name in hidden and hidden[name] is value):
-            continue
+    for name, value in user_items(shell.user_ns, shell.user_ns_hidden):
         names.setdefault(id(value), []).append(name)
     return names
 

@@ -13,7 +13,10 @@ class Incident:
     details: str
 
     def __str__(self) -> str:
-        return f"tfmagic: internal error in {self.where} ({self.error}); your cell is unaffected."
+        return (
+            f"tfmagic: internal error in {self.where} ({self.error}); your cell is unaffected "
+            "(traceback: tfmagic.incidents.all_incidents())."
+        )
 
 
 MAX_KEPT = 100  # distinct incidents kept; a failure repeating every cell must not pile up

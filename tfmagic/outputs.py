@@ -54,5 +54,14 @@ def _walk(shell: Any, pinned: Predicate, drop: bool) -> list[str]:
     return found
 
 
+def user_items(user_ns: dict[str, Any], hidden: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The user's own names: not ``_``-prefixed, not IPython's (``In``, ``Out``, ``exit``)."""
+    return [
+        (name, value)
+        for name, value in list(user_ns.items())
+        if not name.startswith("_") and not (name in hidden and hidden[name] is value)
+    ]
+
+
 def _is_output(value: Any) -> bool:
     return not (isinstance(value, str) and value == "")

@@ -162,7 +162,7 @@ def pin_paths(shell: Any, targets: set[int]) -> dict[int, list[str]]:
     paths: dict[int, list[str]] = {}
     if not targets:
         return paths
-    opaque = _opaque_types()
+    opaque = tf_core.state_types()  # walked into only through a tf.function
     for label, root in _roots(shell):
         for key, path in _walk(label, root, targets, opaque):
             found = paths.setdefault(key, [])
@@ -257,16 +257,6 @@ def _children(obj: Any, opaque: tuple[type, ...]) -> Iterator[tuple[str, Any]]:
     else:
         for attr, value in list(getattr(obj, "__dict__", {}).items())[:1000]:
             yield f".{attr}", value
-
-
-def _opaque_types() -> tuple[type, ...]:
-    """TF state whose insides are TF's business; Keras callbacks are walked (History.model)."""
-    from tensorflow.python.client.session import BaseSession
-    from tensorflow.python.framework.ops import Graph
-    from tensorflow.python.framework.tensor import Tensor
-    from tensorflow.python.trackable.base import Trackable
-
-    return (Trackable, Tensor, Graph, BaseSession)
 
 
 def capture_warnings(

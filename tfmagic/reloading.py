@@ -19,7 +19,7 @@ from typing import Any
 
 from tfmagic import frameworks, probe, render
 from tfmagic.isolation import ISOLATION
-from tfmagic.outputs import drop_output_pins
+from tfmagic.outputs import drop_output_pins, user_items
 from tfmagic.probe import Snapshot
 
 
@@ -66,7 +66,8 @@ def reload(name: str, shell: Any = None) -> ReloadReport:
         raise NotImported(name)
     started = time.perf_counter()
     user_ns = shell.user_ns if shell is not None else {}
-    bindings = _bindings(module, user_ns)
+    hidden = shell.user_ns_hidden if shell is not None else {}
+    bindings = _bindings(module, user_items(user_ns, hidden))
     old_values = {id(getattr(module, attr, None)) for attr in bindings.values()}
     before = probe.snapshot()
     # Like an isolated cell: a fresh graph in TF1 graph mode, the previous reload's
@@ -78,7 +79,7 @@ def reload(name: str, shell: Any = None) -> ReloadReport:
             user_ns[user_name] = getattr(module, attr)
     if shell is not None:
         drop_output_pins(shell, lambda value: id(value) in old_values)
-    gc.collect()
+    gc.collect()  # on demand (%tf_reload), never per cell: the old objects are cycles
     return ReloadReport(
         module=name,
         before=before,
@@ -88,7 +89,7 @@ def reload(name: str, shell: Any = None) -> ReloadReport:
     )
 
 
-def _bindings(module: ModuleType, user_ns: dict[str, Any]) -> dict[str, str]:
+def _bindings(module: ModuleType, user_names: list[tuple[str, Any]]) -> dict[str, str]:
     """Notebook names to re-bind: bound to one of the module's attributes
     (``from m import model as net``), or to an older version of one under the same name
     (after a plain ``importlib.reload`` the module's attribute is already new)."""
@@ -100,9 +101,7 @@ def _bindings(module: ModuleType, user_ns: dict[str, Any]) -> dict[str, str]:
     by_id = {id(value): attr for attr, value in attrs.items()}
     tf_types = frameworks.tf_types()
     bindings = {}
-    for name, value in user_ns.items():
-        if name.startswith("_"):
-            continue
+    for name, value in user_names:
         if id(value) in by_id:
             bindings[name] = by_id[id(value)]
         elif name in attrs and tf_types and isinstance(value, tf_types):

@@ -19,7 +19,7 @@ from typing import Any
 
 from tfmagic import frameworks, probe, render
 from tfmagic.frameworks import tf1, tf_core
-from tfmagic.outputs import drop_output_pins, output_pins
+from tfmagic.outputs import drop_output_pins, output_pins, user_items
 from tfmagic.probe import Snapshot
 from tfmagic.registry import REGISTRY, Registry
 
@@ -153,13 +153,10 @@ def reset(
 
 def _names_bound_to_tf(shell: Any, types: tuple[type, ...]) -> list[str]:
     """User names whose value is TF state or holds some (``[model]``, a ``History``)."""
-    hidden = shell.user_ns_hidden
     return [
         name
-        for name, value in shell.user_ns.items()
-        if not name.startswith("_")
-        and not (name in hidden and hidden[name] is value)
-        and frameworks.holds_tf_object(value, types)
+        for name, value in user_items(shell.user_ns, shell.user_ns_hidden)
+        if frameworks.holds_tf_object(value, types)
     ]
 
 

@@ -30,10 +30,6 @@ class GraphStats:
     def to_dict(self) -> dict[str, Any]:
         return {"now": self.now.to_dict(), "cells": [r.to_dict() for r in self.records]}
 
-    @property
-    def reruns(self) -> tuple[CellRecord, ...]:
-        return tuple(r for r in self.records if r.is_rerun)
-
 
 class NoSuchCell(LookupError):
     """``--cell N`` named an execution count that is not in the history."""

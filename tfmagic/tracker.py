@@ -12,6 +12,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from tfmagic import incidents
@@ -36,7 +37,7 @@ class CellRecord:
     error: str | None = None
     isolated: bool = False
 
-    @property
+    @cached_property
     def delta(self) -> Snapshot:
         return self.after - self.before
 
@@ -214,7 +215,3 @@ class CellTracker:
 
     def runs_of(self, cell_key: str) -> int:
         return self._runs[cell_key]
-
-    def clear(self) -> None:
-        self.history.clear()
-        self._runs.clear()

@@ -86,10 +86,6 @@ def tf_types() -> tuple[type, ...]:
     return types
 
 
-def is_tf_object(obj: object, types: tuple[type, ...] | None = None) -> bool:
-    return isinstance(obj, types if types is not None else tf_types())
-
-
 def holds_tf_object(obj: object, types: tuple[type, ...] | None = None, depth: int = 2) -> bool:
     """``obj`` is TF state, or a container or plain object that holds some within ``depth``
     steps (``[model, history]``, ``{'m': model}``, a ``History`` whose ``.model`` is one)."""

@@ -86,19 +86,25 @@ def is_imported() -> bool:
     return "tensorflow" in sys.modules
 
 
-def tf_types() -> tuple[type, ...]:
-    """Classes whose instances are TF state: trackables (variables, modules, Keras 2
-    and 3 layers, optimizers, datasets), tensors, graphs, sessions, tf.functions."""
+def state_types() -> tuple[type, ...]:
+    """TF state whose insides are TF's business: trackables (variables, modules, Keras 2
+    and 3 layers, optimizers, datasets; tf.function too), tensors, graphs, sessions."""
     from tensorflow.python.client.session import BaseSession
-    from tensorflow.python.eager.polymorphic_function.concrete_function import (
-        ConcreteFunction,
-    )
-    from tensorflow.python.eager.polymorphic_function.polymorphic_function import Function
     from tensorflow.python.framework.ops import Graph
     from tensorflow.python.framework.tensor import Tensor
     from tensorflow.python.trackable.base import Trackable
 
-    return (Trackable, Tensor, Graph, BaseSession, Function, ConcreteFunction)
+    return (Trackable, Tensor, Graph, BaseSession)
+
+
+def tf_types() -> tuple[type, ...]:
+    """``state_types()`` plus traced functions: everything that counts as TF state."""
+    from tensorflow.python.eager.polymorphic_function.concrete_function import (
+        ConcreteFunction,
+    )
+    from tensorflow.python.eager.polymorphic_function.polymorphic_function import Function
+
+    return (*state_types(), Function, ConcreteFunction)
 
 
 def clear_kernel_cache() -> None:
