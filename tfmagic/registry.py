@@ -2,8 +2,8 @@
 
 Counting by walking the heap costs time in proportion to every Python object the
 user has. Instead, the constructors of the few TF classes that matter are wrapped
-once, when TensorFlow (or Keras) is imported, and each new instance is remembered
-by a weak reference. A count is then ``len()`` of a dict and the byte total is a
+once, when TensorFlow (or Keras) is imported (``hooks``), and each new instance is
+remembered by a weak reference. A count is then ``len()`` of a dict and the byte total is a
 running sum kept up to date by the weak-reference callbacks.
 """
 
@@ -134,51 +134,8 @@ class Registry:
         self._trace_counts[key] = now
 
 
+# Process-wide, like the hooks that fill it: they outlive %reload_ext.
 REGISTRY = Registry()
-
-
-def track_instances(cls: type, on_new: Callable[[Any], None]) -> None:
-    """Call ``on_new(instance)`` after every ``cls.__init__`` (subclasses included).
-
-    Idempotent: wrapping twice (``%reload_ext``, a second flavour) is avoided by a marker.
-    Subclasses that define their own ``__init__`` reach this one through ``super()``;
-    ``on_new`` may therefore see an instance twice, which ``LiveSet.add`` ignores.
-    """
-    original = cls.__dict__["__init__"]
-    if getattr(original, "_tfmagic_tracked", False):
-        return
-
-    @functools.wraps(original)
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        __tracebackhide__ = True
-        original(self, *args, **kwargs)
-        try:
-            on_new(self)
-        except Exception:  # noqa: BLE001 - counting must never break construction
-            pass
-
-    __init__._tfmagic_tracked = True  # type: ignore[attr-defined]
-    cls.__init__ = __init__  # type: ignore[misc]
-
-
-def track_method(cls: type, method: str, after: Callable[[Any], None]) -> None:
-    """Call ``after(instance)`` after each call of ``cls.method``."""
-    original = cls.__dict__[method]
-    if getattr(original, "_tfmagic_tracked", False):
-        return
-
-    @functools.wraps(original)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        __tracebackhide__ = True  # keep tfmagic out of the user's tracebacks
-        result = original(self, *args, **kwargs)
-        try:
-            after(self)
-        except Exception:  # noqa: BLE001
-            pass
-        return result
-
-    wrapper._tfmagic_tracked = True  # type: ignore[attr-defined]
-    setattr(cls, method, wrapper)
 
 
 def seed_from_heap(kinds: dict[type, Callable[[Any], None]]) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import collections
 from typing import Any
 
-from tfmagic.registry import Registry, track_instances
+from tfmagic.hooks import after_init
+from tfmagic.registry import Registry
 
 LABEL = "Keras 3"
 
@@ -31,7 +32,7 @@ def install(registry: Registry) -> dict[type, Any]:
     def on_layer(layer: Any) -> None:
         (registry.models if isinstance(layer, Model) else registry.layers).add(layer)
 
-    track_instances(Layer, on_layer)
+    after_init(Layer, on_layer)
     return {Layer: on_layer}
 
 

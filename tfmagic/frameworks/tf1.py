@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from tfmagic.registry import Registry, track_instances
+from tfmagic.hooks import after_init
+from tfmagic.registry import Registry
 
 
 def install(registry: Registry) -> dict[type, Any]:
     from tensorflow.python.client import session
 
     kinds: dict[type, Any] = {session.BaseSession: registry.sessions.add}
-    track_instances(session.BaseSession, registry.sessions.add)
+    after_init(session.BaseSession, registry.sessions.add)
     return kinds
 
 

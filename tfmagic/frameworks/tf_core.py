@@ -9,7 +9,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from tfmagic.registry import Registry, track_instances, track_method
+from tfmagic.hooks import after_call, after_init
+from tfmagic.registry import Registry
 
 
 def install(registry: Registry) -> dict[type, Any]:
@@ -36,9 +37,9 @@ def install(registry: Registry) -> dict[type, Any]:
         polymorphic_function.Function: on_function,
     }
     for cls, on_new in kinds.items():
-        track_instances(cls, on_new)
-    track_method(function_cache.FunctionCache, "add", registry.cache_changed)
-    track_method(polymorphic_function.Function, "__call__", registry.mark_called)
+        after_init(cls, on_new)
+    after_call(function_cache.FunctionCache, "add", registry.cache_changed)
+    after_call(polymorphic_function.Function, "__call__", registry.mark_called)
     return kinds
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import collections
 from typing import Any
 
-from tfmagic.registry import Registry, track_instances
+from tfmagic.hooks import after_init
+from tfmagic.registry import Registry
 
 LABEL = "tf_keras"
 
@@ -19,7 +20,7 @@ def install(registry: Registry) -> dict[type, Any]:
     # base_layer_v1.Layer (TF1 graph mode) does not call base_layer.Layer.__init__.
     kinds: dict[type, Any] = {base_layer.Layer: on_layer, base_layer_v1.Layer: on_layer}
     for cls, on_new in kinds.items():
-        track_instances(cls, on_new)
+        after_init(cls, on_new)
     return kinds
 
 
