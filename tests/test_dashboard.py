@@ -150,17 +150,22 @@ def test_model_modules_import_no_ipython_or_widgets() -> None:
 
 
 @pytest.fixture
-def tracker(shell):
-    yield extension.active_tracker()
-    dw.close_active()
+def session(shell):
+    yield extension.loaded()
+    extension.loaded().close_dashboard("test over")
+
+
+@pytest.fixture
+def tracker(session):
+    return session.tracker
 
 
 def show_widgets(shell, tracker) -> tuple[dw.Dashboard, list]:
     from IPython.utils.capture import capture_output
 
     with capture_output() as captured:
-        dw.show(shell, tracker, widgets=True)
-    dashboard = dw.active()
+        extension.loaded().show_dashboard(widgets=True)
+    dashboard = extension.loaded().dashboard
     assert dashboard is not None
     return dashboard, captured.outputs
 
@@ -212,7 +217,7 @@ def test_listener_is_cheap_and_never_walks_the_heap(board, run, monkeypatch) -> 
 
     monkeypatch.setattr(gc, "get_objects", forbidden)
     monkeypatch.setattr(gc, "get_referrers", forbidden)
-    last = extension.active_tracker().history[-1]
+    last = extension.loaded().tracker.history[-1]
     started = time.perf_counter()
     for _ in range(20):
         board.on_cell(last)
@@ -233,8 +238,8 @@ def test_second_dashboard_replaces_the_first(board, tracker, shell, run) -> None
     run("x_after_second = 2")
     assert len(board.model.points) == points
     assert "x_after_second" in second.model.cause
-    dw.close_active()
-    assert ours(tracker) == [] and dw.active() is None
+    extension.loaded().close_dashboard("closed by the test")
+    assert ours(tracker) == [] and extension.loaded().dashboard is None
 
 
 def test_reset_button_refreshes_numbers_without_a_cell_run(board, tracker, run) -> None:
@@ -277,32 +282,26 @@ def test_hard_reset_asks_first_and_only_confirm_deletes(board, shell, run) -> No
 
 
 def test_button_failure_is_shown_in_the_dashboard(board, monkeypatch) -> None:
-    def broken(shell: object, hard: bool) -> None:
+    def broken(hard: bool) -> None:
         raise RuntimeError("boom <b>")
 
-    monkeypatch.setattr(dw, "_run_reset", broken)
+    monkeypatch.setattr(board.session, "reset", broken)
     board.buttons["reset"].click()  # must not raise into the comm handler
     (error,) = board.output.outputs
     assert error["name"] == "stderr" and "RuntimeError: boom <b>" in error["text"]
 
 
 def test_stale_list_on_demand(board, monkeypatch) -> None:
-    # As if there were no pins module (`from tfmagic import pins` reads the attribute first).
-    monkeypatch.delattr(tfmagic, "pins", raising=False)
-    monkeypatch.setitem(sys.modules, "tfmagic.pins", None)
-    board.buttons["stale"].click()
-    assert "stale-object report not available" in board.stale.value
-
     calls = []
 
-    def stale(shell: object, runs_of: object) -> list[str]:
-        calls.append(shell)
+    def stale() -> list[str]:
+        calls.append("stale")
         return ["stale model '<b>x', pinned by Out[3]"]
 
-    monkeypatch.setitem(sys.modules, "tfmagic.pins", types.SimpleNamespace(stale=stale))
+    monkeypatch.setattr(board.session, "stale", stale)
     assert calls == []  # never per cell: only the button walks the heap
     board.buttons["stale"].click()
-    assert calls == [board.shell]
+    assert calls == ["stale"]
     assert "stale model &#x27;&lt;b&gt;x&#x27;, pinned by Out[3]" in board.stale.value
 
 
@@ -332,8 +331,8 @@ def test_without_a_widget_frontend_prints_the_text_view(shell, tracker, run) -> 
     assert not dw.has_widget_frontend(shell)  # a plain InteractiveShell has no kernel
     assert dw.has_widget_frontend(types.SimpleNamespace(kernel=object()))
     with capture_output() as captured:
-        dw.show(shell, tracker)
-    assert dw.active() is None
+        extension.loaded().show_dashboard()
+    assert extension.loaded().dashboard is None
     assert captured.stdout.startswith("tfmagic dashboard.") and "variables" in captured.stdout
     assert captured.outputs == [] and ours(tracker) == []
 
@@ -358,11 +357,11 @@ def test_unload_closes_the_live_dashboard_when_integrated() -> None:
     out = run_cells(  # a fresh process: unloading must not disturb the shared shell
         [
             "%load_ext tfmagic",
-            "from tfmagic import dashboard_widget as dw, extension\n"
-            "t = extension.active_tracker()\n"
-            "dw.show(get_ipython(), t, widgets=True)\nd = dw.active()",
+            "from tfmagic import extension\n"
+            "s = extension.loaded()\nt = s.tracker\n"
+            "s.show_dashboard(widgets=True)\nd = s.dashboard",
             "%unload_ext tfmagic",
-            "RESULT = [d.closed, d.on_cell in t.listeners, dw.active() is None]",
+            "RESULT = [d.closed, d.on_cell in t.listeners, extension.loaded() is None]",
         ]
     )
     assert out["result"] == [True, False, True]

@@ -66,7 +66,7 @@ def test_blank_cell_is_not_recorded(shell):
 
 
 def test_probe_failure_never_breaks_the_cell_and_is_shown_once(shell, run):
-    tracker = extension.active_tracker()
+    tracker = extension.loaded().tracker
     real_probe = tracker.probe
 
     def broken_probe():

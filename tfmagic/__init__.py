@@ -1,7 +1,8 @@
 """tfmagic: make TensorFlow/Keras notebook state visible and re-runnable.
 
 ``%load_ext tfmagic`` registers the magics; this module imports nothing heavy
-(no TensorFlow, no IPython display machinery) until a function is called.
+(no TensorFlow, no IPython display machinery) until a function is called. Each
+function here is the Python twin of a magic: both are one call into the session.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ if TYPE_CHECKING:
     from tfmagic.isolation import CellState
     from tfmagic.pins import StaleObject
     from tfmagic.probe import Snapshot
+    from tfmagic.records import CellRecord
     from tfmagic.reloading import ReloadReport
     from tfmagic.reset_state import ResetReport
     from tfmagic.stats import GraphStats
-    from tfmagic.tracker import CellRecord
 
 __version__ = "0.1.0"
 __all__ = [
@@ -48,90 +49,74 @@ def unload_ipython_extension(ipython: Any) -> None:
 
 def snapshot() -> Snapshot:
     """TF/Keras state now (``Snapshot``); starts tracking if the extension is not loaded."""
-    from tfmagic import frameworks, probe
-    from tfmagic.registry import REGISTRY
+    from tfmagic import extension, probe
 
-    frameworks.start_tracking(REGISTRY)
-    return probe.snapshot()
+    return probe.snapshot(extension.session().registry)
 
 
 def history() -> list[CellRecord]:
     """The recorded cell runs, oldest first (empty unless ``%load_ext tfmagic``)."""
     from tfmagic import extension
 
-    tracker = extension.active_tracker()
-    return list(tracker.history) if tracker else []
+    session = extension.loaded()
+    return session.history() if session is not None else []
 
 
 def graph_stats(cell: int | None = None, last: int | None = None) -> GraphStats:
-    """The Python twin of ``%tf_graph_stats``: every run of ``In[cell]``, and/or the last N."""
-    from tfmagic import probe
-    from tfmagic.stats import GraphStats, select
+    """The twin of ``%tf_graph_stats``: every run of ``In[cell]``, and/or the last N.
 
-    return GraphStats(select(history(), cell=cell, last=last), probe.snapshot())
+    Raises ``ValueError`` for a negative ``last`` or a ``cell`` that never ran.
+    """
+    from tfmagic import extension
+
+    return extension.session().graph_stats(cell=cell, last=last)
 
 
 def isolated(key: str | None = None) -> AbstractContextManager[CellState]:
-    """``with tfmagic.isolated():`` — the Python twin of ``%%tf_isolated``.
+    """``with tfmagic.isolated():`` — the twin of ``%%tf_isolated``.
 
     ``key`` identifies the block across re-runs; by default the running notebook cell,
     or else the caller's file and line.
     """
-    import sys
-
     from tfmagic import extension
-    from tfmagic.isolation import ISOLATION
 
-    tracker = extension.active_tracker()
-    if key is None and tracker is not None:
-        key = tracker.current_cell_key()
-    if key is None:
-        caller = sys._getframe(1)
-        key = f"{caller.f_code.co_filename}:{caller.f_lineno}"
-    return ISOLATION.run(key, tracker.shell if tracker else None)
+    session = extension.session()
+    return session.isolated(key if key is not None else session.default_isolation_key())
 
 
 def reset(hard: bool = False, dry_run: bool = False, keep: tuple[str, ...] = ()) -> ResetReport:
-    """The Python twin of ``%tf_reset``; see its help for what it does."""
-    from tfmagic import extension, reset_state
-    from tfmagic.isolation import ISOLATION
+    """The twin of ``%tf_reset``; see its help for what it does.
 
-    tracker = extension.active_tracker()
-    report = reset_state.reset(
-        tracker.shell if tracker else None, hard=hard, dry_run=dry_run, keep=keep
-    )
-    if not dry_run:
-        ISOLATION.forget()
-    return report
+    Raises ``ValueError`` when ``keep`` names a variable that does not exist.
+    """
+    from tfmagic import extension
+
+    return extension.session().reset(hard=hard, dry_run=dry_run, keep=keep)
 
 
 def stale() -> list[StaleObject]:
     """Live TF objects that lost the name they were made for, with what pins each.
 
-    Walks the heap (about a second): call it when you want to know, not in a loop.
-    Needs ``%load_ext tfmagic`` (it knows objects by the cell that made them).
+    Walks the heap: call it when you want to know, not in a loop. Needs
+    ``%load_ext tfmagic`` (it knows objects by the cell that made them).
     """
-    from tfmagic import extension, pins
+    from tfmagic import extension
 
-    tracker = extension.active_tracker()
-    if tracker is None:
-        return []
-    return pins.stale(tracker.shell, tracker.runs_of)
+    return extension.session().stale()
 
 
 def reload(module: str) -> ReloadReport:
-    """The Python twin of ``%tf_reload``: re-import ``module`` and rebind notebook names."""
-    from tfmagic import extension, reloading
+    """The twin of ``%tf_reload``: re-import ``module`` and rebind notebook names.
 
-    tracker = extension.active_tracker()
-    return reloading.reload(module, tracker.shell if tracker else None)
+    Raises ``ValueError`` when ``module`` was never imported.
+    """
+    from tfmagic import extension
+
+    return extension.session().reload(module)
 
 
 def dashboard() -> None:
-    """The Python twin of ``%tf_dashboard``: a live view of TF state, updated after every cell."""
-    from tfmagic import dashboard_widget, extension
+    """The twin of ``%tf_dashboard``: a live view of TF state, updated after every cell."""
+    from tfmagic import extension
 
-    tracker = extension.active_tracker()
-    if tracker is None:
-        raise RuntimeError("tfmagic.dashboard() needs the extension: run %load_ext tfmagic first.")
-    dashboard_widget.show(tracker.shell, tracker)
+    extension.session().show_dashboard()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from tfmagic.outputs import user_items
+from tfmagic.records import CellRecord
 from tfmagic.registry import Registry
 
 
@@ -37,9 +38,8 @@ def user_names(shell: Any) -> dict[int, list[str]]:
     return names
 
 
-def record_births(
-    registry: Registry, shell: Any, cell_key: str, run_index: int, execution_count: int | None
-) -> None:
+def record_births(registry: Registry, shell: Any, record: CellRecord) -> None:
+    """Note the cell run and the user names of every TF object ``record``'s cell made."""
     newborn = {live.kind: live.take_newborn() for live in registry.kinds}
     if not any(newborn.values()):
         return
@@ -47,7 +47,12 @@ def record_births(
     owners = variable_owners(registry) if newborn["variable"] else {}
     for live in registry.kinds:
         for obj in newborn[live.kind]:
-            birth = Birth(cell_key, run_index, execution_count, tuple(names.get(id(obj), ())))
+            birth = Birth(
+                record.cell_key,
+                record.run_index,
+                record.execution_count,
+                tuple(names.get(id(obj), ())),
+            )
             model = owners.get(id(obj))
             if model is not None:
                 label = f"{getattr(model, 'name', 'model')} from {birth.where}"

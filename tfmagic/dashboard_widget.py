@@ -3,11 +3,12 @@
 Updates come from the tracker: ``Dashboard.on_cell`` is appended to
 ``tracker.listeners`` and runs after each top-level cell; nothing polls and no widget
 message triggers an update (a button click is not a cell run, so the buttons refresh
-the numbers themselves). Only the newest dashboard is live: showing another one, or
-unloading the extension, removes the old one's listener and marks its widget closed.
+the numbers themselves). The session keeps the one live dashboard: showing another
+one, or unloading the extension, removes the old one's listener and marks its widget
+closed. The buttons call the same session rules as ``%tf_reset`` and ``stale()``.
 
 The module imports neither IPython's display machinery nor ipywidgets until a
-dashboard is shown, so ``close_active()`` is free to call from ``unload``.
+dashboard is shown.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from typing import TYPE_CHECKING, Any
 from tfmagic import dashboard_model as dm
 
 if TYPE_CHECKING:
+    from IPython.core.interactiveshell import ExecutionResult
     from ipywidgets import Widget
 
+    from tfmagic.records import CellRecord
     from tfmagic.reset_state import ResetReport
-    from tfmagic.tracker import CellRecord, CellTracker
+    from tfmagic.session import Session
+    from tfmagic.tracker import CellTracker
 
-_active: Dashboard | None = None
 STALE_PROMPT = dm.wrap(
     "<p>Stale objects are listed on demand (it walks the heap): Find stale objects.</p>",
     "tfm-stale",
@@ -44,51 +47,28 @@ def has_widget_frontend(shell: Any) -> bool:
     return getattr(shell, "kernel", None) is not None
 
 
-def stale_lines(shell: Any, tracker: CellTracker) -> list[str] | None:
-    """One line per stale object and what pins it; None without ``tfmagic.pins``.
-
-    The one place that knows the stale-object API (``pins.stale``, a heap walk: only
-    on demand). Objects become strings at once, so the dashboard never pins them.
-    """
-    try:
-        from tfmagic import pins
-    except ImportError:
-        return None
-    return [str(found) for found in pins.stale(shell, tracker.runs_of)]
-
-
-def show(shell: Any, tracker: CellTracker, widgets: bool | None = None) -> None:
-    """Display the live dashboard, or without a widget frontend print its text view.
-
-    ``widgets`` forces one or the other; by default ``has_widget_frontend`` decides.
-    Returns None (so a trailing call does not display anything twice); ``active()``
-    is the live ``Dashboard``.
-    """
-    global _active
-    close_active("This dashboard was replaced by a newer one; only the newest updates.")
+def show(session: Session, widgets: bool | None = None) -> Dashboard | None:
+    """Display a live dashboard and return it; without a widget frontend print its text
+    view and return None. ``widgets`` forces one or the other; by default
+    ``has_widget_frontend`` decides."""
+    tracker = _tracker_of(session)
     if widgets is None:
-        widgets = has_widget_frontend(shell)
+        widgets = has_widget_frontend(session.shell)
     if not widgets:
         model = dm.DashboardModel.from_history(tracker.history, tracker.probe())
         print(dm.text_view(model))
-        return
+        return None
     from IPython.display import display
 
-    _active = Dashboard(shell, tracker)
-    display(_active)
+    dashboard = Dashboard(session)
+    display(dashboard)
+    return dashboard
 
 
-def active() -> Dashboard | None:
-    """The live dashboard, if one is shown."""
-    return _active
-
-
-def close_active(reason: str = "tfmagic was unloaded; this dashboard no longer updates.") -> None:
-    """Stop the live dashboard updating (its listener removed, its widget marked closed)."""
-    global _active
-    if _active is not None:
-        _active.close(reason)
-        _active = None
+def _tracker_of(session: Session) -> CellTracker:
+    if session.tracker is None:
+        raise RuntimeError("the dashboard needs the extension: run %load_ext tfmagic first")
+    return session.tracker
 
 
 class Dashboard:
@@ -96,18 +76,18 @@ class Dashboard:
 
     def __init__(
         self,
-        shell: Any,
-        tracker: CellTracker,
+        session: Session,
         chart_points: int = dm.CHART_POINTS,
         table_rows: int = dm.TABLE_ROWS,
     ) -> None:
-        self.shell = shell
-        self.tracker = tracker
+        self.session = session
+        self.shell = session.shell
+        self.tracker = tracker = _tracker_of(session)
         self.model = dm.DashboardModel.from_history(
             tracker.history, tracker.probe(), chart_points, table_rows
         )
         self.closed = False
-        self.shown_at = getattr(shell, "execution_count", None)
+        self.shown_at = getattr(self.shell, "execution_count", None)
         self._build()
         self.update()
         tracker.listeners.append(self.on_cell)
@@ -210,7 +190,7 @@ class Dashboard:
         return bundle
 
     # -- updates -------------------------------------------------------------------
-    def on_cell(self, record: CellRecord) -> None:
+    def on_cell(self, record: CellRecord, result: ExecutionResult | None = None) -> None:
         """The tracker's listener: runs after every top-level cell; cheap string work only."""
         if self.closed:
             return
@@ -236,13 +216,11 @@ class Dashboard:
 
     def reset(self) -> None:
         self._clear_output()
-        self._show_report(_run_reset(self.shell, hard=False))
+        self._show_report(self.session.reset(hard=False))
 
     def ask_hard_reset(self) -> None:
         """First click: show what a hard reset WILL do; only Confirm runs it."""
-        from tfmagic.reset_state import reset
-
-        plan = reset(self.shell, hard=True, dry_run=True)
+        plan = self.session.reset(hard=True, dry_run=True)
         self._clear_output()
         self._say("Hard reset plan (nothing changed yet):")
         self._append(plan)
@@ -252,7 +230,7 @@ class Dashboard:
     def confirm_hard_reset(self) -> None:
         self._hide_confirm()
         self._clear_output()
-        self._show_report(_run_reset(self.shell, hard=True))
+        self._show_report(self.session.reset(hard=True))
 
     def cancel_hard_reset(self) -> None:
         self._hide_confirm()
@@ -260,7 +238,8 @@ class Dashboard:
         self._say("Hard reset cancelled; nothing changed.")
 
     def find_stale(self) -> None:
-        self.stale.value = dm.stale_html(stale_lines(self.shell, self.tracker))
+        # Objects become strings at once, so the dashboard never pins them.
+        self.stale.value = dm.stale_html([str(found) for found in self.session.stale()])
 
     def _show_report(self, report: ResetReport) -> None:
         self._append(report)
@@ -299,16 +278,6 @@ class Dashboard:
         self.root.add_class("tfmagic-dashboard-closed")
         for child in old:
             _close_tree(child)
-
-
-def _run_reset(shell: Any, hard: bool) -> ResetReport:
-    """What ``%tf_reset [--hard]`` does: the reset, then forget isolated cells' runs."""
-    from tfmagic.isolation import ISOLATION
-    from tfmagic.reset_state import reset
-
-    report = reset(shell, hard=hard)
-    ISOLATION.forget()
-    return report
 
 
 def _close_tree(widget: Any) -> None:

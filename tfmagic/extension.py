@@ -1,47 +1,55 @@
-"""Loading and unloading: one tracker, one set of hooks, however often it is reloaded."""
+"""Loading and unloading: one ``Session`` per shell, however often it is reloaded."""
 
 from __future__ import annotations
 
-import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
-from tfmagic import frameworks
-from tfmagic.isolation import ISOLATION
 from tfmagic.magics import TFMagics
-from tfmagic.registry import REGISTRY
-from tfmagic.tracker import CellTracker
+from tfmagic.session import Session
 
-_tracker: CellTracker | None = None
-_magics: TFMagics | None = None
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+_loaded: tuple[Session, TFMagics] | None = None
+_detached: Session | None = None  # the twins' session in a plain script (no IPython)
 
 
-def load(shell: Any) -> None:
-    global _tracker, _magics
-    if _tracker is not None:
-        unload(_tracker.shell)  # a second load without unload must not double the hooks
-    frameworks.start_tracking(REGISTRY)
-    tracker = CellTracker(shell)
-    magics = TFMagics(shell=shell, tracker=tracker, isolation=ISOLATION)
-    tracker.register()
+def load(shell: InteractiveShell) -> None:
+    global _loaded
+    if _loaded is not None:
+        unload(_loaded[0].shell)  # a second load without unload must not double the hooks
+    session = Session(shell)
+    magics = TFMagics(shell=shell, session=session)
+    session.start()
     shell.register_magics(magics)
     shell.configurables.append(magics)
-    _tracker, _magics = tracker, magics
+    _loaded = (session, magics)
 
 
-def unload(shell: Any) -> None:
-    global _tracker, _magics
-    dashboard = sys.modules.get("tfmagic.dashboard_widget")  # imported once one was shown
-    if dashboard is not None:
-        dashboard.close_active()  # its listener is on the tracker that goes away
-    if _tracker is not None:
-        _tracker.unregister()
-    if _magics is not None:
-        if _magics in shell.configurables:
-            shell.configurables.remove(_magics)
-        _magics.unregister_from(shell)
-    frameworks.stop_tracking()
-    _tracker = _magics = None
+def unload(shell: InteractiveShell | None) -> None:
+    global _loaded
+    if _loaded is None:
+        return
+    session, magics = _loaded
+    session.stop()
+    if shell is not None:
+        if magics in shell.configurables:
+            shell.configurables.remove(magics)
+        magics.unregister_from(shell)
+    _loaded = None
 
 
-def active_tracker() -> CellTracker | None:
-    return _tracker
+def loaded() -> Session | None:
+    """The session of ``%load_ext tfmagic``, if it is loaded."""
+    return _loaded[0] if _loaded is not None else None
+
+
+def session() -> Session:
+    """The loaded session, or else one without a shell (``tfmagic.reset()`` in a script)."""
+    global _detached
+    if _loaded is not None:
+        return _loaded[0]
+    if _detached is None:
+        _detached = Session(None)
+        _detached.start()
+    return _detached

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import sys
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from tfmagic import frameworks
-from tfmagic.frameworks import tf_core
+from tfmagic.frameworks import tf1, tf_core
 from tfmagic.outputs import drop_output_pins
 from tfmagic.registry import REGISTRY, Registry
 
@@ -41,7 +40,7 @@ class CellState:
 
 
 class Isolation:
-    """Remembers isolated cells by key; ``run(key)`` is the context manager."""
+    """Remembers isolated cells by key (one per session); ``run(key)`` is the context manager."""
 
     def __init__(self, registry: Registry = REGISTRY) -> None:
         self.registry = registry
@@ -62,13 +61,13 @@ class Isolation:
         state.runs += 1
         sessions_before = set(map(id, self.registry.sessions))
         with contextlib.ExitStack() as stack:
-            graph = _fresh_graph_if_graph_mode()
+            graph = tf1.fresh_graph_if_graph_mode()
             if graph is not None:
                 stack.enter_context(graph.as_default())
             state.graph = graph
             # Names only after entering the graph: tf_keras keeps counters per graph.
             if clean_names:
-                state.first_names = {f.__name__: {} for f in frameworks.keras_flavours()}
+                state.first_names = {f.LABEL: {} for f in frameworks.keras_flavours()}
             elif not rerun:
                 state.first_names = _name_counters()
             replay = rerun or clean_names
@@ -110,22 +109,8 @@ class Isolation:
         self.cells.clear()
 
 
-ISOLATION = Isolation()
-
-
-def _fresh_graph_if_graph_mode() -> Any:
-    if "tensorflow" not in sys.modules:
-        return None
-    from tensorflow.python.eager import context
-    from tensorflow.python.framework import ops
-
-    if context.executing_eagerly():
-        return None
-    return ops.Graph()
-
-
 def _name_counters() -> dict[str, dict[str, int]]:
-    return {f.__name__: f.name_counters() for f in frameworks.keras_flavours()}
+    return {f.LABEL: f.name_counters() for f in frameworks.keras_flavours()}
 
 
 @contextlib.contextmanager
@@ -135,14 +120,14 @@ def _stable_names(first: dict[str, dict[str, int]] | None) -> Iterator[None]:
         yield
         return
     flavours = frameworks.keras_flavours()
-    current = {f.__name__: f.name_counters() for f in flavours}
+    current = {f.LABEL: f.name_counters() for f in flavours}
     for flavour in flavours:
-        flavour.set_name_counters(first.get(flavour.__name__, {}))
+        flavour.set_name_counters(first.get(flavour.LABEL, {}))
     try:
         yield
     finally:
         for flavour in flavours:
             now = flavour.name_counters()
-            before = current.get(flavour.__name__, {})
+            before = current.get(flavour.LABEL, {})
             merged = {k: max(now.get(k, 0), before.get(k, 0)) for k in {*now, *before}}
             flavour.set_name_counters(merged)

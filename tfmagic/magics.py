@@ -1,27 +1,40 @@
-"""``TFMagics``: parse the arguments, call the core, render. Nothing else lives here."""
+"""``TFMagics``: parse the arguments, make one call into the session, render. Nothing else.
+
+The rules (validation included) live in ``Session``, shared with the Python twins and
+the dashboard's buttons; a rule's ``ArgumentError`` becomes a one-line ``UsageError``.
+"""
 
 from __future__ import annotations
 
-from collections import deque
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
-from traitlets import Bool, Int, observe
+from traitlets import Bool, Int, TraitError, observe, validate
 
-from tfmagic import probe
-from tfmagic.stats import GraphStats, NoSuchCell, select
+from tfmagic.errors import ArgumentError
 
-# The modules behind the other magics are imported when a magic first runs, which
-# keeps %load_ext fast (see benchmarks/load_time.py).
+# The modules behind the magics are imported when a magic first runs, which keeps
+# %load_ext fast (see benchmarks/load_time.py).
 if TYPE_CHECKING:
-    from tfmagic.isolation import Isolation
     from tfmagic.pins import StaleReport
     from tfmagic.reloading import ReloadReport
     from tfmagic.reset_state import ResetReport
-    from tfmagic.tracker import CellTracker
+    from tfmagic.session import Session
+    from tfmagic.stats import GraphStats
+
+
+@contextlib.contextmanager
+def _usage_errors() -> Iterator[None]:
+    """A caller's mistake, reported by the session, as IPython's one-line UsageError."""
+    try:
+        yield
+    except ArgumentError as e:
+        raise UsageError(str(e)) from e
 
 
 @magics_class
@@ -36,29 +49,34 @@ class TFMagics(Magics):
         help="Print one line after a re-run cell that left more variables, ops, "
         "traces or models alive than its previous run.",
     ).tag(config=True)
-    history_limit = Int(1000, help="How many cell runs to keep in the history.").tag(config=True)
+    history_limit = Int(1000, help="How many cell runs to keep in the history (1 or more).").tag(
+        config=True
+    )
 
-    def __init__(
-        self, shell: Any, tracker: CellTracker, isolation: Isolation, **kwargs: Any
-    ) -> None:
+    def __init__(self, shell: Any, session: Session, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        self.tracker = tracker
-        self.isolation = isolation
-        tracker.warn_on_growth = self.warn_on_growth
+        self.session = session
+        session.warn_on_growth = self.warn_on_growth
         self._resize_history(self.history_limit)
 
     @observe("warn_on_growth")
     def _warn_changed(self, change: Any) -> None:
-        self.tracker.warn_on_growth = change.new
+        self.session.warn_on_growth = change.new
+
+    @validate("history_limit")
+    def _valid_limit(self, proposal: Any) -> int:
+        # A rejected value leaves the trait (and the history) as they were.
+        if proposal.value < 1:
+            raise TraitError(f"TFMagics.history_limit must be at least 1, not {proposal.value}")
+        return int(proposal.value)
 
     @observe("history_limit")
     def _limit_changed(self, change: Any) -> None:
         self._resize_history(change.new)
 
     def _resize_history(self, limit: int) -> None:
-        if limit < 1:
-            raise UsageError("TFMagics.history_limit must be at least 1.")
-        self.tracker.history = deque(self.tracker.history, maxlen=limit)
+        if self.session.tracker is not None:
+            self.session.tracker.resize_history(limit)
 
     def unregister_from(self, shell: Any) -> None:
         """Remove exactly the magics this instance registered."""
@@ -96,20 +114,12 @@ class TFMagics(Magics):
         """
         args = parse_argstring(self.tf_graph_stats, line)
         if args.stale:
-            from tfmagic.pins import StaleReport, stale
+            from tfmagic.pins import StaleReport
 
-            found = stale(self.shell, self.tracker.runs_of)
-            return self._show(StaleReport(tuple(found)), args.output)
-        if args.last is not None and args.last < 0:
-            raise UsageError("-n/--last takes a count of 0 or more, e.g. %tf_graph_stats -n 5")
-        try:
-            records = select(self.tracker.history, cell=args.cell, last=args.last)
-        except NoSuchCell as e:
-            raise UsageError(
-                f"No recorded cell ran as In[{args.cell}]; "
-                "%tf_graph_stats lists the ones there are."
-            ) from e
-        return self._show(GraphStats(records, probe.snapshot()), args.output)
+            return self._show(StaleReport(tuple(self.session.stale())), args.output)
+        with _usage_errors():
+            stats = self.session.graph_stats(cell=args.cell, last=args.last)
+        return self._show(stats, args.output)
 
     @staticmethod
     def _show(result: Any, output: bool) -> Any:
@@ -146,12 +156,10 @@ class TFMagics(Magics):
         args = parse_argstring(self.tf_isolated, line)
         if not cell.strip():
             raise UsageError("%%tf_isolated needs a cell body: put your code below the magic line.")
-        key = args.key or self.tracker.current_cell_key() or f"%%tf_isolated {line}\n{cell}"
-        self.tracker.current_cell_isolated = True
-        with self.isolation.run(key, self.shell):
-            value = run_cell_body(self.shell, cell)
-        self.isolation.remember_output(key, value)
-        return value
+        tracker = self.session.tracker
+        key = args.key or (tracker and tracker.current_cell_key()) or f"%%tf_isolated\n{cell}"
+        with self.session.isolated(key):
+            return run_cell_body(self.shell, cell)
 
     @magic_arguments()
     @argument(
@@ -177,15 +185,9 @@ class TFMagics(Magics):
             %tf_reset --dry-run --hard  # list what --hard would delete
             %tf_reset --hard --keep model
         """
-        from tfmagic.reset_state import UnknownNames, reset
-
         args = parse_argstring(self.tf_reset, line)
-        try:
-            report = reset(self.shell, hard=args.hard, dry_run=args.dry_run, keep=args.keep)
-        except UnknownNames as e:
-            raise UsageError(f"--keep names unknown variables: {e}; check the spelling.") from e
-        if not report.dry_run:
-            self.isolation.forget()
+        with _usage_errors():
+            report = self.session.reset(hard=args.hard, dry_run=args.dry_run, keep=args.keep)
         if args.quiet and not args.output:
             return None
         return self._show(report, args.output)
@@ -204,16 +206,9 @@ class TFMagics(Magics):
             from mymodel import model
             %tf_reload mymodel      # `model` is now the edited file's model
         """
-        from tfmagic.reloading import NotImported, reload
-
         args = parse_argstring(self.tf_reload, line)
-        try:
-            report = reload(args.module, self.shell)
-        except NotImported as e:
-            raise UsageError(
-                f"Module {args.module!r} is not imported here; import it first, "
-                f"e.g. `import {args.module}`."
-            ) from e
+        with _usage_errors():
+            report = self.session.reload(args.module)
         return self._show(report, args.output)
 
     @magic_arguments()
@@ -232,7 +227,5 @@ class TFMagics(Magics):
             %tf_dashboard
             %tf_dashboard --text   # the text view, e.g. for a log
         """
-        from tfmagic import dashboard_widget
-
         args = parse_argstring(self.tf_dashboard, line)
-        dashboard_widget.show(self.shell, self.tracker, widgets=False if args.text else None)
+        self.session.show_dashboard(widgets=False if args.text else None)

@@ -18,12 +18,13 @@ from types import ModuleType
 from typing import Any
 
 from tfmagic import frameworks, probe, render
-from tfmagic.isolation import ISOLATION
+from tfmagic.errors import ArgumentError
+from tfmagic.isolation import Isolation
 from tfmagic.outputs import drop_output_pins, user_items
 from tfmagic.probe import Snapshot
 
 
-class NotImported(LookupError):
+class NotImported(ArgumentError):
     """The module was never imported in this process."""
 
 
@@ -60,10 +61,12 @@ class ReloadReport(render.LinesReport):
         }
 
 
-def reload(name: str, shell: Any = None) -> ReloadReport:
+def reload(name: str, shell: Any, isolation: Isolation) -> ReloadReport:
     module = sys.modules.get(name)
     if not isinstance(module, ModuleType):
-        raise NotImported(name)
+        raise NotImported(
+            f"module {name!r} is not imported here; import it first, e.g. `import {name}`"
+        )
     started = time.perf_counter()
     user_ns = shell.user_ns if shell is not None else {}
     hidden = shell.user_ns_hidden if shell is not None else {}
@@ -72,7 +75,7 @@ def reload(name: str, shell: Any = None) -> ReloadReport:
     before = probe.snapshot()
     # Like an isolated cell: a fresh graph in TF1 graph mode, the previous reload's
     # sessions closed; and Keras names counted from zero, as on the first import.
-    with ISOLATION.run(f"module {name}", shell, clean_names=True):
+    with isolation.run(f"module {name}", shell, clean_names=True):
         module = importlib.reload(module)
     for user_name, attr in bindings.items():
         if hasattr(module, attr):

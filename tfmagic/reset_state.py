@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tfmagic import frameworks, probe, render
+from tfmagic.errors import ArgumentError
 from tfmagic.frameworks import tf1, tf_core
 from tfmagic.outputs import drop_output_pins, output_pins, user_items
 from tfmagic.probe import Snapshot
 from tfmagic.registry import REGISTRY, Registry
 
 
-class UnknownNames(ValueError):
+class UnknownNames(ArgumentError):
     """``keep`` named variables that are not in the user namespace."""
 
 
@@ -93,7 +94,9 @@ def reset(
     user_ns = shell.user_ns if shell is not None else {}
     missing = [name for name in keep if name not in user_ns]
     if missing:
-        raise UnknownNames(", ".join(missing))
+        raise UnknownNames(
+            f"keep names unknown variables: {', '.join(missing)}; check the spelling"
+        )
     before = probe.snapshot(registry)
     report = ResetReport(before=before, after=before, dry_run=dry_run, hard=hard)
     if "tensorflow" not in sys.modules:
@@ -170,13 +173,11 @@ def _describe_session(session: Any) -> str:
 
 
 def _reset_graph_and_keras() -> None:
-    from tensorflow.python.framework import ops
+    def clear_keras() -> None:
+        for flavour in frameworks.keras_flavours():
+            flavour.clear_keeping_settings()  # each also resets the default graph
 
-    seed = ops.get_default_graph().seed
-    for flavour in frameworks.keras_flavours():
-        flavour.clear_keeping_settings()  # each also resets the default graph
-    ops.reset_default_graph()
-    ops.get_default_graph().seed = seed
+    tf1.reset_default_graph_keeping_seed(before_reset=clear_keras)
 
 
 _SUFFIX = re.compile(r"^(?P<base>.+?)(?:_(?P<n>\d+))?$")

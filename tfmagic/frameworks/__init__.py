@@ -1,11 +1,15 @@
-"""One small module per flavour; this one starts tracking each as it is imported."""
+"""One small module per flavour; this one starts tracking each as it is imported.
+
+The only package that imports TensorFlow's and Keras's internals (``tensorflow.python.*``,
+``keras.src.*``, ``tf_keras.src.*``), and only once the flavour itself is imported.
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 from tfmagic import importwatch, incidents
 from tfmagic.frameworks import keras3, tf1, tf_core, tf_keras
@@ -20,6 +24,32 @@ INSTALLERS: dict[str, tuple[Installer, ...]] = {
     "tf_keras": (tf_keras.install,),
 }
 
+
+class KerasFlavour(Protocol):
+    """What each Keras flavour module (``keras3``, ``tf_keras``) provides."""
+
+    LABEL: str  # e.g. "Keras 3", as reports name it
+
+    def install(self, registry: Registry) -> dict[type, Any]:
+        """Wrap the layer constructors; return class → handler for seeding from the heap."""
+        ...
+
+    def name_counters(self) -> dict[str, int]:
+        """Auto-name counters now (``dense`` → 3)."""
+        ...
+
+    def set_name_counters(self, counters: dict[str, int]) -> None: ...
+
+    def clear_keeping_settings(self) -> None:
+        """``clear_session()`` that keeps the dtype policy, floatx and random seed."""
+        ...
+
+    def tf_types(self) -> tuple[type, ...]:
+        """The flavour's classes that hold TF state without being TF trackables."""
+        ...
+
+
+# The import watch's pending callbacks: process-wide, like the hooks they install.
 _callbacks: list[Callable[[ModuleType], None]] = []
 _watching: set[str] = set()
 
@@ -66,9 +96,9 @@ def _installing(
     return on_import
 
 
-def keras_flavours() -> list[ModuleType]:
+def keras_flavours() -> list[KerasFlavour]:
     """The Keras flavour modules of this process that have been imported."""
-    flavours = []
+    flavours: list[KerasFlavour] = []
     if "keras" in sys.modules and "keras.src.backend.common.global_state" in sys.modules:
         flavours.append(keras3)
     if "tf_keras" in sys.modules and "tf_keras.src.backend" in sys.modules:
