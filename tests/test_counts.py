@@ -14,7 +14,15 @@ gc.collect()
 objs = gc.get_objects()
 variables = [o for o in objs if isinstance(o, tf.Variable)
              and type(o) is not resource_variable_ops._UnreadVariable]
-layers_ = [o for o in objs if isinstance(o, LAYER)]
+# Keras's own parts are not what the user built: a Keras 3 Sequential's inner
+# Functional, and the input layer a tf_keras Sequential makes (`<first layer>_input`).
+own = set()
+for o in objs:
+    if isinstance(o, LAYER) and isinstance(o.__dict__.get('_functional'), MODEL):
+        own.add(id(o.__dict__['_functional']))
+    if isinstance(o, LAYER) and type(o).__name__ == 'Sequential' and o.layers:
+        own.update(id(i) for i in getattr(o, '_input_layers', ()) if i.name == o.layers[0].name + '_input')
+layers_ = [o for o in objs if isinstance(o, LAYER) and id(o) not in own]
 def nbytes(v):
     return (v.shape.num_elements() or 0) * v.dtype.size
 scan = {
@@ -94,3 +102,31 @@ def test_traces_of_dead_functions_stay_counted():
     )
     assert out["result"] == 2
     assert out["history"][-2]["delta"]["traces"] == 2
+
+
+MODELS_ONCE = [
+    "%load_ext tfmagic",
+    "import tensorflow as tf\nimport {keras} as keras",
+    "seq = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(1)])",
+    "seq_auto = keras.Sequential([keras.layers.Dense(4)])\nseq_auto.build((None, 3))",
+    "inp = keras.Input((3,))\nfunctional = keras.Model(inp, keras.layers.Dense(2)(inp))",
+    "class Sub(keras.Model):\n"
+    "    def __init__(self):\n"
+    "        super().__init__()\n"
+    "        self.d = keras.layers.Dense(2)\n"
+    "    def call(self, x):\n"
+    "        return self.d(x)\n"
+    "sub = Sub()\nsub(tf.ones((1, 3)))",
+]
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["keras3", "tf_keras"])
+def test_each_model_the_user_builds_counts_once(legacy):
+    cells = [c.format(keras="tf_keras" if legacy else "keras") for c in MODELS_ONCE]
+    out = run_cells(cells, env={"TF_USE_LEGACY_KERAS": "1"} if legacy else {})
+    assert [c["error"] for c in out["cells"]] == [None] * len(cells)
+    deltas = [r["delta"] for r in out["history"][-4:]]
+    assert [d["models"] for d in deltas] == [1, 1, 1, 1]
+    # The layers the user made: keras.Input's input layer and two Dense; one Dense (no
+    # input layer of Keras's own); an input layer and a Dense; one Dense.
+    assert [d["layers"] for d in deltas] == [3, 1, 2, 1]

@@ -22,6 +22,7 @@ What is wrapped, and why (see the installers in ``frameworks/``):
 - ``FunctionCache.add``: count traces as they are added;
 - ``Function.__call__``: note which functions a cell called (stale-capture warnings);
 - ``BaseSession.__init__``: count TF1 sessions;
+- ``Graph.__init__``: count user graphs and the ops in all of them (not FuncGraphs);
 - Keras 3 ``Layer.__init__``, tf_keras ``Layer.__init__`` (both base classes): count
   layers and models.
 """

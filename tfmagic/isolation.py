@@ -4,8 +4,8 @@ Per cell key we remember what its last run left behind. A new run first releases
 that (its output-history pins, its sessions, its graph), then runs the body
 - in a fresh ``tf.Graph`` in TF1 graph mode,
 - with the Keras name counters of the cell's first run, so it gets the same
-  auto-generated names every time (counters are restored to the larger of the two
-  afterwards, so names of layers other cells keep alive are never reused),
+  auto-generated names every time, never a name a live layer of another cell has
+  (afterwards the counters keep the larger of the two, for the cells after it),
 and finally collects the garbage the previous run became.
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tfmagic import frameworks
+from tfmagic import naming
 from tfmagic.frameworks import tf1, tf_core
 from tfmagic.outputs import drop_output_pins
 from tfmagic.registry import REGISTRY, Registry
@@ -28,7 +28,8 @@ from tfmagic.registry import REGISTRY, Registry
 class CellState:
     """What an isolated cell's runs share and what its last run left behind."""
 
-    first_names: dict[str, dict[str, int]] = field(default_factory=dict)  # at first start
+    first_names: naming.Counters = field(default_factory=dict)  # at first start
+    own_layers: set[int] = field(default_factory=set)  # ids of the layers the last run made
     runs: int = 0
     graph: Any = None  # the last run's graph (TF1 graph mode)
     sessions: list[weakref.ref[Any]] = field(default_factory=list)
@@ -60,24 +61,31 @@ class Isolation:
             self._release(state, shell)
         state.runs += 1
         sessions_before = set(map(id, self.registry.sessions))
+        layers_before = naming.live_layer_ids(self.registry)
+        # Read before a fresh graph is entered: tf_keras keeps counters per graph.
+        outer_names = naming.counters()
+        if clean_names:
+            state.first_names = naming.empty()
+        elif not rerun:
+            state.first_names = outer_names
         with contextlib.ExitStack() as stack:
             graph = tf1.fresh_graph_if_graph_mode()
             if graph is not None:
                 stack.enter_context(graph.as_default())
             state.graph = graph
-            # Names only after entering the graph: tf_keras keeps counters per graph.
-            if clean_names:
-                state.first_names = {f.LABEL: {} for f in frameworks.keras_flavours()}
-            elif not rerun:
-                state.first_names = _name_counters()
-            replay = rerun or clean_names
-            stack.enter_context(_stable_names(state.first_names if replay else None))
+            naming.set_counters(state.first_names)
+            if not clean_names:  # a reload builds the names a fresh import gives
+                naming.reserve_live_names(self.registry, exclude=state.own_layers)
             try:
                 yield state
             finally:
+                inner_names = naming.counters()
                 state.sessions = [
                     weakref.ref(s) for s in self.registry.sessions if id(s) not in sessions_before
                 ]
+                state.own_layers = naming.live_layer_ids(self.registry) - layers_before
+        # Later cells continue past every name either side used.
+        naming.set_counters(naming.larger(outer_names, inner_names))
         if rerun:
             gc.collect()  # the previous run's objects are cyclic garbage now
             if tf_core.is_imported() and tf_core.prune_dead_custom_gradients():
@@ -107,27 +115,3 @@ class Isolation:
 
     def forget(self) -> None:
         self.cells.clear()
-
-
-def _name_counters() -> dict[str, dict[str, int]]:
-    return {f.LABEL: f.name_counters() for f in frameworks.keras_flavours()}
-
-
-@contextlib.contextmanager
-def _stable_names(first: dict[str, dict[str, int]] | None) -> Iterator[None]:
-    """Replay the first run's name counters; afterwards keep the larger of each."""
-    if first is None:
-        yield
-        return
-    flavours = frameworks.keras_flavours()
-    current = {f.LABEL: f.name_counters() for f in flavours}
-    for flavour in flavours:
-        flavour.set_name_counters(first.get(flavour.LABEL, {}))
-    try:
-        yield
-    finally:
-        for flavour in flavours:
-            now = flavour.name_counters()
-            before = current.get(flavour.LABEL, {})
-            merged = {k: max(now.get(k, 0), before.get(k, 0)) for k in {*now, *before}}
-            flavour.set_name_counters(merged)

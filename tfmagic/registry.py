@@ -42,6 +42,12 @@ class LiveSet:
         if self.newborn is not None:
             self.newborn.append(ref)
 
+    def discard(self, obj: Any) -> None:
+        """Stop tracking ``obj`` (it was filed under the wrong kind)."""
+        ref = self._refs.get(id(obj))
+        if ref is not None and ref() is obj:
+            self._forget(id(obj), ref)
+
     def _forget(self, key: int, ref: weakref.ref[Any]) -> None:
         if self._refs.get(key) is not ref:
             return  # the id was already reused by a newer object
@@ -85,6 +91,10 @@ class Registry:
         self.variables = LiveSet("variable")
         self.layers = LiveSet("layer")
         self.models = LiveSet("model")
+        # Layers and models Keras makes on its own (a Sequential's inner Functional, its
+        # automatic input layer): not what the user built, so not counted; kept for names.
+        self.internal = LiveSet("internal layer")
+        self.graphs = LiveSet("graph")  # user tf.Graphs (not FuncGraphs: those are traces)
         self.sessions = LiveSet("session")
         self.functions = LiveSet("function")
         self.traces = 0

@@ -10,14 +10,13 @@ cache; collect garbage. Inside a nested graph it skips what would assert, and sa
 from __future__ import annotations
 
 import gc
-import re
 import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tfmagic import frameworks, probe, render
+from tfmagic import frameworks, naming, probe, render
 from tfmagic.errors import ArgumentError
 from tfmagic.frameworks import tf1, tf_core
 from tfmagic.outputs import drop_output_pins, output_pins, user_items
@@ -148,7 +147,7 @@ def reset(
             report.actions.append(f"{pruned} leaked custom-gradient entries pruned")
             gc.collect()  # what those entries held
         if not nested:
-            _reserve_live_names(registry)  # after the collection: only names still alive
+            naming.reserve_live_names(registry)  # after the collection: only names still alive
         report.after = probe.snapshot(registry)
     report.seconds = time.perf_counter() - started
     return report
@@ -178,25 +177,3 @@ def _reset_graph_and_keras() -> None:
             flavour.clear_keeping_settings()  # each also resets the default graph
 
     tf1.reset_default_graph_keeping_seed(before_reset=clear_keras)
-
-
-_SUFFIX = re.compile(r"^(?P<base>.+?)(?:_(?P<n>\d+))?$")
-
-
-def _reserve_live_names(registry: Registry) -> None:
-    """After clearing, make new auto-names skip the names of layers still alive.
-
-    Plain ``clear_session()`` restarts at ``dense`` while a kept model still has a
-    ``dense`` layer, so ``Sequential(old.layers + [Dense(1)])`` then fails on duplicate names.
-    """
-    reserved: dict[str, int] = {}
-    for layer in [*registry.layers, *registry.models]:
-        match = _SUFFIX.match(str(getattr(layer, "name", "")))
-        if match:
-            base, n = match["base"], int(match["n"] or 0)
-            reserved[base] = max(reserved.get(base, 0), n + 1)
-    for flavour in frameworks.keras_flavours():
-        counters = flavour.name_counters()
-        for base, n in reserved.items():
-            counters[base] = max(counters.get(base, 0), n)
-        flavour.set_name_counters(counters)

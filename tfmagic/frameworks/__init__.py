@@ -48,6 +48,10 @@ class KerasFlavour(Protocol):
         """The flavour's classes that hold TF state without being TF trackables."""
         ...
 
+    def internal_parts(self, model: Any) -> list[Any]:
+        """Layers and models Keras made inside ``model`` on its own (not the user's)."""
+        ...
+
 
 # The import watch's pending callbacks: process-wide, like the hooks they install.
 _callbacks: list[Callable[[ModuleType], None]] = []
@@ -71,6 +75,19 @@ def start_tracking(registry: Registry) -> None:
             importwatch.when_imported(name, callback)
     if already:
         seed_from_heap(already)
+        _set_aside_internal_parts(registry)
+
+
+def _set_aside_internal_parts(registry: Registry) -> None:
+    """After a seed, which cannot see who constructed what: move the parts Keras made
+    inside the models found (a Sequential's inner model) out of the user's counts."""
+    for flavour in keras_flavours():
+        for model in list(registry.models):
+            for part in flavour.internal_parts(model):
+                for live in (registry.models, registry.layers):
+                    if part in live:
+                        live.discard(part)
+                registry.internal.add(part)
 
 
 def stop_tracking() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 from typing import Any
 
+from tfmagic.frameworks.keras_common import internal_constructors
 from tfmagic.hooks import after_init
 from tfmagic.registry import Registry
 
@@ -28,12 +29,27 @@ SETTINGS = (
 def install(registry: Registry) -> dict[type, Any]:
     from keras.src.layers.layer import Layer
     from keras.src.models.model import Model
+    from keras.src.models.sequential import Sequential
+
+    # A Sequential builds an inner Functional and, without keras.Input, an InputLayer.
+    made_by_keras = internal_constructors(Sequential.build, Sequential.add)
 
     def on_layer(layer: Any) -> None:
-        (registry.models if isinstance(layer, Model) else registry.layers).add(layer)
+        if made_by_keras():
+            registry.internal.add(layer)
+        elif isinstance(layer, Model):
+            registry.models.add(layer)
+        else:
+            registry.layers.add(layer)
 
     after_init(Layer, on_layer)
     return {Layer: on_layer}
+
+
+def internal_parts(model: Any) -> list[Any]:
+    """What Keras made inside ``model`` on its own (found after a late load's seed)."""
+    inner = getattr(model, "_functional", None)  # a Sequential's inner Functional
+    return [inner] if inner is not None else []
 
 
 def name_counters() -> dict[str, int]:

@@ -12,10 +12,25 @@ from tfmagic.registry import Registry
 
 def install(registry: Registry) -> dict[type, Any]:
     from tensorflow.python.client import session
+    from tensorflow.python.framework import func_graph, ops
 
-    kinds: dict[type, Any] = {session.BaseSession: registry.sessions.add}
-    after_init(session.BaseSession, registry.sessions.add)
+    def on_graph(graph: Any) -> None:
+        # A FuncGraph is a tf.function's trace (counted as traces), not a user graph.
+        if not isinstance(graph, func_graph.FuncGraph):
+            registry.graphs.add(graph)
+
+    kinds: dict[type, Any] = {session.BaseSession: registry.sessions.add, ops.Graph: on_graph}
+    for cls, on_new in kinds.items():
+        after_init(cls, on_new)
+    default = ops._default_graph_stack._global_default_graph  # made before the hook, if at all
+    if default is not None:
+        on_graph(default)
     return kinds
+
+
+def graph_ops(registry: Registry) -> int:
+    """Operations in every live user graph (a graph never removes ops). O(graphs)."""
+    return sum(int(graph.version) for graph in registry.graphs)
 
 
 def open_sessions(registry: Registry) -> list[Any]:

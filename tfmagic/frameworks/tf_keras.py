@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 from typing import Any
 
+from tfmagic.frameworks.keras_common import internal_constructors
 from tfmagic.hooks import after_init
 from tfmagic.registry import Registry
 
@@ -12,16 +13,36 @@ LABEL = "tf_keras"
 
 
 def install(registry: Registry) -> dict[type, Any]:
-    from tf_keras.src.engine import base_layer, base_layer_v1, training
+    from tf_keras.src.engine import base_layer, base_layer_v1, sequential, training
+
+    # A Sequential without an Input layer makes its own (``dense_input``).
+    made_by_keras = internal_constructors(
+        sequential.Sequential.add, sequential.Sequential._build_graph_network_for_inferred_shape
+    )
 
     def on_layer(layer: Any) -> None:
-        (registry.models if isinstance(layer, training.Model) else registry.layers).add(layer)
+        if made_by_keras():
+            registry.internal.add(layer)
+        elif isinstance(layer, training.Model):
+            registry.models.add(layer)
+        else:
+            registry.layers.add(layer)
 
     # base_layer_v1.Layer (TF1 graph mode) does not call base_layer.Layer.__init__.
     kinds: dict[type, Any] = {base_layer.Layer: on_layer, base_layer_v1.Layer: on_layer}
     for cls, on_new in kinds.items():
         after_init(cls, on_new)
     return kinds
+
+
+def internal_parts(model: Any) -> list[Any]:
+    """The input layer a Sequential made itself (``<first layer>_input``), if any."""
+    from tf_keras.src.engine import sequential
+
+    if not isinstance(model, sequential.Sequential) or not model.layers:
+        return []
+    made = f"{model.layers[0].name}_input"
+    return [layer for layer in getattr(model, "_input_layers", ()) if layer.name == made]
 
 
 def _uid_map() -> collections.defaultdict[tuple[str, str], int]:
