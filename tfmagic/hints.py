@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 
+from tfmagic.frameworks import tf1
+from tfmagic.records import CellRecord
 from tfmagic.registry import REGISTRY, Registry
 
 _ALREADY_EXISTS = re.compile(r"Variable (\S+) already exists, disallowed")
@@ -51,26 +53,46 @@ HINTS: tuple[tuple[str | tuple[str, ...], str], ...] = (
 )
 
 
-def hints_for(error: BaseException, registry: Registry = REGISTRY) -> list[str]:
+def hints_for(
+    error: BaseException, registry: Registry = REGISTRY, record: CellRecord | None = None
+) -> list[str]:
+    """The hint for ``error`` raised by the cell run ``record`` (if one fits)."""
     message = str(error)
     match = _ALREADY_EXISTS.search(message)
     if match:
-        return [_already_exists(match.group(1), registry)]
+        return [_already_exists(error, match.group(1), registry, record)]
     for needles, hint in HINTS:
         if any(n in message for n in ((needles,) if isinstance(needles, str) else needles)):
             return [f"tfmagic: {hint}"]
     return []
 
 
-def _already_exists(name: str, registry: Registry) -> str:
-    made_by = ""
-    for variable in registry.variables:
-        if getattr(variable, "name", "").split(":")[0] == name:
-            birth = registry.variables.birth_of(variable)
-            if birth is not None:
-                made_by = f" It was created by {birth.where} (run {birth.run_index} of that cell)."
-                break
+def _already_exists(
+    error: BaseException, name: str, registry: Registry, record: CellRecord | None
+) -> str:
+    """Who made the variable in the graph where the collision happened, and the fix for
+    that case: code that builds its variables on every call fails within one cell run,
+    where neither %%tf_isolated nor %tf_reset would help."""
+    variable = tf1.colliding_variable(error, name)
+    birth = registry.variables.birth_of(variable) if variable is not None else None
+    if birth is None:
+        return (
+            f"tfmagic: `{name}` is already in this graph. Code that calls get_variable again "
+            "adds to the same graph: build the variables once and reuse them, or run the cell "
+            "under %%tf_isolated (or %tf_reset first)."
+        )
+    if record is not None and (birth.cell_key, birth.run_index) == (
+        record.cell_key,
+        record.run_index,
+    ):
+        return (
+            f"tfmagic: `{name}` is already in this graph: this same run of {birth.where} "
+            "created it, so the code makes its variables on every call. Build them once "
+            "(e.g. in __init__) and only run them afterwards, or give each call a graph of "
+            "its own (`with tf.Graph().as_default():`)."
+        )
     return (
-        f"tfmagic: `{name}` is already in this graph.{made_by} Re-running a get_variable cell "
-        "adds to the same default graph: run it under %%tf_isolated (or %tf_reset first)."
+        f"tfmagic: `{name}` is already in this graph. It was created by {birth.where} "
+        f"(run {birth.run_index} of that cell). Calling get_variable again adds to the same "
+        "graph: run the failing cell under %%tf_isolated (or %tf_reset first)."
     )

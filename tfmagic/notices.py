@@ -37,9 +37,9 @@ def stale_captures(
         print(line, file=sys.stderr)
 
 
-def error_hint(error: BaseException, registry: Registry) -> None:
+def error_hint(error: BaseException, registry: Registry, record: CellRecord) -> None:
     """Under the traceback of a classic TF state error: what happened here, and the fix."""
     from tfmagic import hints
 
-    for line in hints.hints_for(error, registry):
+    for line in hints.hints_for(error, registry, record):
         print(line, file=sys.stderr)

@@ -175,7 +175,7 @@ class Session:
         if error is not None and "tensorflow" in self.registry.installed:
             from tfmagic import notices
 
-            notices.error_hint(error, self.registry)
+            notices.error_hint(error, self.registry, record)
 
     def _remember_isolated_outputs(self, record: CellRecord, result: ExecutionResult) -> None:
         """An isolated cell's result goes to ``Out[N]``: release it when the cell re-runs."""

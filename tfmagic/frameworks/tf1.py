@@ -62,6 +62,19 @@ def reset_default_graph_keeping_seed(before_reset: Callable[[], None]) -> None:
     ops.get_default_graph().seed = seed
 
 
+def colliding_variable(error: BaseException, name: str) -> Any:
+    """The variable that made ``get_variable(name)`` raise "already exists": read from the
+    variable store in the raising frame, so it is the one in the graph that collided."""
+    tb = error.__traceback__
+    found = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "_get_single_variable":
+            store = tb.tb_frame.f_locals.get("self")
+            found = getattr(store, "_vars", {}).get(name, found)
+        tb = tb.tb_next
+    return found
+
+
 def graph_is_nested() -> bool:
     """True inside ``with graph.as_default()`` (where ``reset_default_graph`` asserts)."""
     from tensorflow.python.framework import ops
