@@ -18,15 +18,28 @@ def test_keras_rerun_pinned_by_out_grows_and_warns(run):
     cell = "keras.Sequential([keras.Input((3,)), keras.layers.Dense(4)])"
     _, first = run(cell)
     one = last_record()
-    assert (one.run_index, one.delta.models, one.delta.variables) == (1, 2, 2)
+    # One Sequential is one model (its inner Functional is Keras's own).
+    assert (one.run_index, one.delta.models, one.delta.variables) == (1, 1, 2)
     assert "tfmagic:" not in first.stderr
     _, second = run(cell)
     two = last_record()
     # Out[N] keeps the first model alive, so the re-run adds to it.
-    assert two.run_index == 2 and two.delta.models == 2 and two.delta.variables == 2
+    assert two.run_index == 2 and two.delta.models == 1 and two.delta.variables == 2
     assert two.delta.names.get("sequential") == 1
     assert "run 2 of this cell grew variables +2" in second.stderr
     assert "%%tf_isolated" in second.stderr
+
+
+def test_rerun_whose_old_model_is_unreachable_prints_no_note(run):
+    # A Keras model is a reference cycle: after the re-binding the old one is garbage,
+    # not alive; the record and the note must say what is really still reachable.
+    cell = "unpinned = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4)])"
+    run(cell)
+    _, second = run(cell)
+    two = last_record()
+    assert two.run_index == 2
+    assert (two.delta.models, two.delta.variables) == (0, 0)
+    assert "tfmagic:" not in second.stderr
 
 
 def test_redefined_tf_function_retraces_each_run(run):

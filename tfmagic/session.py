@@ -53,6 +53,7 @@ class Session:
         if self.tracker is None:
             return
         self.registry.record_births(True)
+        self.tracker.settle = _collect_garbage
         self.tracker.listeners += [
             self._note_growth,
             self._note_births,
@@ -182,3 +183,9 @@ class Session:
         keys, self._isolated_this_cell = self._isolated_this_cell, []
         for key in keys:
             self.isolation.remember_output(key, result.result)
+
+
+def _collect_garbage() -> None:
+    import gc
+
+    gc.collect()

@@ -51,6 +51,10 @@ class CellTracker:
         self.probe = probe
         self.history: deque[CellRecord] = deque(maxlen=history_limit)
         self.listeners: list[Listener] = []
+        # Frees what is merely uncollected garbage (Keras models are reference cycles),
+        # so that a re-run's growth is only what is really still reachable. Called only
+        # when a re-run seems to have grown: the common path never collects.
+        self.settle: Callable[[], None] | None = None
         self._runs: Counter[str] = Counter()
         self._stack: list[_Running] = []
         # Set by an isolated block while it runs, read when the outer cell ends.
@@ -114,6 +118,13 @@ class CellTracker:
         info = running.info
         source = getattr(info, "raw_cell", "") or ""
         key = getattr(info, "cell_id", None) or source  # as current_cell_key()
+        if (
+            self._runs[key]
+            and self.settle is not None
+            and _collectable_growth(after - running.before)
+        ):
+            self.settle()
+            after = self.probe()
         self._runs[key] += 1
         error = result.error_in_exec or result.error_before_exec
         return CellRecord(
@@ -141,3 +152,8 @@ class CellTracker:
 
     def resize_history(self, limit: int) -> None:
         self.history = deque(self.history, maxlen=limit)
+
+
+def _collectable_growth(delta: Snapshot) -> bool:
+    """Growth a collection could undo (traces are counted "seen since load": never)."""
+    return any(name != "traces" for name in delta.grew())
