@@ -35,3 +35,14 @@ def run(shell):
         return result, captured
 
     return run_cell
+
+
+# Modules whose every test runs in this process without TensorFlow state of its own.
+FAST_MODULES = {"test_core_plain", "test_render"}
+
+
+def pytest_collection_modifyitems(items):
+    """``pytest -m fast``: pure core tests and tests on the shared in-process shell."""
+    for item in items:
+        if item.module.__name__ in FAST_MODULES or "shell" in item.fixturenames:
+            item.add_marker(pytest.mark.fast)

@@ -259,7 +259,9 @@ class Dashboard:
         self.output.append_stdout(text + "\n")
 
     def _append(self, obj: Any) -> None:
-        data, metadata = self.shell.display_formatter.format(obj)
+        from IPython.core.formatters import format_display_data
+
+        data, metadata = format_display_data(obj)
         output = {"output_type": "display_data", "data": data, "metadata": metadata}
         self.output.outputs = (*self.output.outputs, output)
 

@@ -138,7 +138,7 @@ def describe(obj: Any, kind: str, birth: Birth) -> str:
 
 
 def _function_name(function: Any) -> str:
-    return getattr(function, "__name__", None) or getattr(function, "_name", "tf.function")
+    return str(getattr(function, "__name__", None) or getattr(function, "_name", "tf.function"))
 
 
 @dataclass(frozen=True, repr=False)  # keep LinesReport's text form in IPython

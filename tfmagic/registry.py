@@ -165,9 +165,11 @@ def seed_from_heap(kinds: dict[type, Callable[[Any], None]]) -> None:
 
 
 def _with_subclasses(cls: type) -> set[type]:
-    seen, todo = {cls}, [cls]
+    seen: set[type] = {cls}
+    todo = [cls]
     while todo:
-        for sub in type.__subclasses__(todo.pop()):
+        subclasses: list[type] = type.__subclasses__(todo.pop())
+        for sub in subclasses:
             if sub not in seen:
                 seen.add(sub)
                 todo.append(sub)

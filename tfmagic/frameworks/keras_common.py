@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import sys
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 # From the tracking callback up to the Keras method that called a constructor: the
@@ -22,7 +23,7 @@ def internal_constructors(*methods: Any) -> Callable[[], bool]:
     codes = {inspect.unwrap(m).__code__ for m in methods}
 
     def made_by_keras() -> bool:
-        frame = sys._getframe(2)  # the caller of the tracking callback
+        frame: FrameType | None = sys._getframe(2)  # the tracking callback's caller
         for _ in range(MAX_FRAMES):
             if frame is None:
                 return False
