@@ -15,8 +15,8 @@ from tfmagic.registry import Registry
 
 def growth_note(record: CellRecord) -> None:
     """After a re-run that left more state alive than its previous run: say so."""
-    if not record.is_rerun:
-        return
+    if not record.is_rerun or record.raised:
+        return  # a failed cell's error (and its hint) is the message
     from tfmagic.render import growth_warning
 
     grew = record.delta.grew()
