@@ -7,7 +7,6 @@ here is cheap (no heap walks, no TF calls) because it runs after every cell.
 
 from __future__ import annotations
 
-import html
 import math
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -15,11 +14,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from tfmagic import render
+from tfmagic.metrics import Metric, by_key, declared
 from tfmagic.probe import Snapshot
+from tfmagic.render import STYLE, esc
 
 if TYPE_CHECKING:
+    from tfmagic.records import CellRecord
     from tfmagic.reset_state import ResetReport
-    from tfmagic.tracker import CellRecord
 
 CHART_POINTS = 50  # cell runs (and resets) the chart keeps
 TABLE_ROWS = 15  # cell runs the per-cell table shows
@@ -28,30 +29,13 @@ TEXT_ROWS = 10  # cell runs the text view shows
 Kind = Literal["run", "rerun", "grew", "reset"]
 
 
-@dataclass(frozen=True)
-class Metric:
-    """One headline number / chart row: a ``Snapshot`` field, or the allocator total."""
-
-    key: str
-    title: str
-    is_bytes: bool
-
-    def value(self, snap: Snapshot) -> int:
-        return snap.memory_total if self.key == "memory" else int(getattr(snap, self.key))
-
-    def fmt(self, value: int, signed: bool = False) -> str:
-        return render.fmt_bytes(value, signed) if self.is_bytes else render.fmt_count(value, signed)
+def shown(snap: Snapshot) -> tuple[Metric, ...]:
+    """The headline numbers and chart rows, in display order, as declared on the snapshot."""
+    return tuple(m for m in declared(type(snap)) if m.dashboard)
 
 
-METRICS: tuple[Metric, ...] = (
-    Metric("variables", "variables", False),
-    Metric("variable_bytes", "variable bytes", True),
-    Metric("models", "models", False),
-    Metric("ops", "ops", False),
-    Metric("traces", "traces", False),
-    Metric("memory", "TF mem", True),
-    Metric("rss", "RSS", True),
-)
+# For ``Snapshot``.
+METRICS: tuple[Metric, ...] = shown(Snapshot())
 
 
 @dataclass(frozen=True)
@@ -150,31 +134,29 @@ class DashboardModel:
         self.cause = "Change since the previous update (Refresh)"
 
     def headlines(self) -> list[Headline]:
+        """One per dashboard metric; a per-device (``per``) metric has one per key, or
+        one saying ``n/a`` while it is not measured (TF's runtime not initialised)."""
         out = []
-        for metric in METRICS:
-            if metric.key == "memory":
-                out += self._memory_headlines()
+        for metric in shown(self.now):
+            if not metric.per:
+                value, change = metric.value(self.now), metric.value(self.change)
+                out.append(_headline(metric.key, metric.label, metric, value, change))
                 continue
-            value, change = metric.value(self.now), metric.value(self.change)
-            out.append(_headline(metric.key, metric.title, metric, value, change))
+            now, change = metric.parts(self.now), metric.parts(self.change)
+            keys = list(dict.fromkeys([*now, *change]))
+            if not keys:
+                out.append(Headline(metric.key, metric.label, "n/a", "", 0))
+            for key in keys:
+                out.append(
+                    _headline(
+                        f"{metric.key}:{key}",
+                        f"{metric.label} {key}",
+                        metric,
+                        now.get(key, 0),
+                        change.get(key, 0),
+                    )
+                )
         return out
-
-    def _memory_headlines(self) -> list[Headline]:
-        """One per device; the allocator is only read once TF's runtime is initialised."""
-        metric = next(m for m in METRICS if m.key == "memory")
-        devices = list(dict.fromkeys([*self.now.memory, *self.change.memory]))
-        if not devices:
-            return [Headline("memory", "TF mem", "n/a", "", 0)]
-        return [
-            _headline(
-                f"memory:{device}",
-                f"TF mem {device}",
-                metric,
-                self.now.memory.get(device, 0),
-                self.change.memory.get(device, 0),
-            )
-            for device in devices
-        ]
 
 
 def _headline(key: str, title: str, metric: Metric, value: int, change: int) -> Headline:
@@ -185,34 +167,13 @@ def _headline(key: str, title: str, metric: Metric, value: int, change: int) -> 
 
 # -- HTML ------------------------------------------------------------------------------
 
-# Scoped by the tfm- prefix; mathjax_ignore/tex2jax_ignore stop the HTML widget's
-# typesetter from turning a "$" in a cell label into math.
-STYLE = """<style>
-.tfm-root{font-family:var(--jp-ui-font-family,sans-serif);font-size:12px;line-height:1.35}
-.tfm-cause{color:#555;margin:2px 0 6px}
-
-.tfm-cards{display:flex;flex-wrap:wrap;gap:6px}
-.tfm-card{border:1px solid #ddd;border-radius:4px;padding:4px 8px;min-width:92px}
-.tfm-k{color:#666;font-size:11px}
-.tfm-v{font-size:16px;font-weight:600;font-family:monospace}
-.tfm-d{font-family:monospace;min-height:1.2em;color:#888}
-.tfm-d.tfm-up{color:#b45309}.tfm-d.tfm-down{color:#15803d}
-.tfm-h{font-weight:600;margin:8px 0 2px}
-.tfm-legend{color:#666;font-size:11px}
-.tfm-table{max-height:320px;overflow:auto}
-.tfm-table td,.tfm-table th{white-space:nowrap;line-height:1.35}
-.tfm-stale li{font-family:monospace;white-space:pre-wrap}
-.tfm-closed{color:#666;font-style:italic;padding:4px}
-</style>"""
+# mathjax_ignore/tex2jax_ignore stop the HTML widget's typesetter from turning a "$" in
+# a cell label into math. ``STYLE`` and ``esc`` are render's (one stylesheet, one escape).
 _IGNORE_MATH = "tex2jax_ignore mathjax_ignore"
 
 
 def wrap(body: str, css_class: str) -> str:
     return f'<div class="tfm-root {css_class} {_IGNORE_MATH}">{body}</div>'
-
-
-def esc(text: object) -> str:
-    return html.escape(str(text), quote=True)
 
 
 def headline_html(model: DashboardModel) -> str:
@@ -285,18 +246,19 @@ def chart_svg(points: Sequence[Point]) -> str:
         return wrap("<p>The chart starts with the next cell run.</p>", "tfm-chart")
     n = len(points)
     xs = _xs(n)
-    height = _TOP + _ROW * len(METRICS) + _BOTTOM
+    metrics = shown(points[-1].after)
+    height = _TOP + _ROW * len(metrics) + _BOTTOM
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{height}" '
         f'viewBox="0 0 {_W} {height}" role="img" aria-label="TF state over the last '
         f'{n} cell runs" class="tfm-svg" data-points="{n}" font-size="11" '
         'font-family="sans-serif">'
     ]
-    for row, metric in enumerate(METRICS):
+    for row, metric in enumerate(metrics):
         out += _metric_row(row, metric, points, xs)
     out += _reset_lines(points, xs, height)  # over the rows' backgrounds
     out += _ticks(points, xs, height)
-    out += _hit_areas(points, xs, height)
+    out += _hit_areas(points, xs, height, metrics)
     out.append("</svg>")
     legend = (
         '<div class="tfm-legend">'
@@ -316,7 +278,7 @@ def _metric_row(row: int, metric: Metric, points: Sequence[Point], xs: list[floa
     out = [
         f'<g class="tfm-row" data-key="{metric.key}">',
         f'<rect x="0" y="{top}" width="{_W}" height="{_ROW}" fill="{fill}"/>',
-        f'<text x="4" y="{top + _ROW / 2 + 4:.1f}" fill="#444">{esc(metric.title)}</text>',
+        f'<text x="4" y="{top + _ROW / 2 + 4:.1f}" fill="#444">{esc(metric.label)}</text>',
         f'<text x="{_W - _RIGHT + 4}" y="{top + _ROW / 2 + 4:.1f}" fill="#111" '
         f'font-family="monospace">{esc(metric.fmt(values[-1]))}</text>',
     ]
@@ -360,12 +322,14 @@ def _ticks(points: Sequence[Point], xs: list[float], height: int) -> list[str]:
     return out
 
 
-def _hit_areas(points: Sequence[Point], xs: list[float], height: int) -> list[str]:
+def _hit_areas(
+    points: Sequence[Point], xs: list[float], height: int, metrics: Sequence[Metric]
+) -> list[str]:
     """One transparent column per point whose tooltip lists that run's numbers."""
     width = (xs[1] - xs[0]) if len(xs) > 1 else 24.0
     out = []
     for point, x in zip(points, xs, strict=True):
-        numbers = ", ".join(f"{m.title} {m.fmt(m.value(point.after))}" for m in METRICS)
+        numbers = ", ".join(f"{m.label} {m.now_text(point.after)}" for m in metrics)
         out.append(
             f'<rect class="tfm-hit" data-kind="{point.kind}" data-in="{esc(point.tick)}" '
             f'x="{x - width / 2:.1f}" y="0" width="{width:.1f}" height="{height}" '
@@ -379,12 +343,14 @@ def _hit_areas(points: Sequence[Point], xs: list[float], height: int) -> list[st
 _BARS = "▁▂▃▄▅▆▇█"
 
 
-def series_of(points: Iterable[Point], key: str) -> list[int]:
+def series_of(points: Sequence[Point], key: str) -> list[int]:
     """A headline's values over the chart's points (``memory:CPU:0`` is one device)."""
-    if key.startswith("memory:"):
-        device = key.split(":", 1)[1]
-        return [p.after.memory.get(device, 0) for p in points]
-    metric = next(m for m in METRICS if m.key == key)
+    if not points:
+        return []
+    name, _, part = key.partition(":")
+    metric = by_key(type(points[-1].after))[name]
+    if part:
+        return [metric.parts(p.after).get(part, 0) for p in points]
     return [metric.value(p.after) for p in points]
 
 

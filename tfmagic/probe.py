@@ -9,64 +9,66 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from tfmagic import frameworks
 from tfmagic.frameworks import tf1, tf_core
+from tfmagic.metrics import Metric, by_key, declared, metric
 from tfmagic.registry import REGISTRY, Registry
-
-# Integer fields, in display order.
-COUNTS = (
-    "variables",
-    "variable_bytes",
-    "ops",
-    "traces",
-    "models",
-    "layers",
-    "sessions",
-    "rss",
-)
-# Growth in these on a re-run means the re-run left the old run's state behind.
-GROWTH_FIELDS = ("variables", "ops", "traces", "models")
 
 
 @dataclass(frozen=True)
 class Snapshot:
     """TF/Keras state at one moment; the difference of two is a ``Snapshot`` of deltas.
 
+    Each field but ``tensorflow`` is a metric, declared here once: how it is labelled
+    and where it is shown (``tfmagic.metrics.Metric``), in display order. A new metric
+    is a field here plus the line in ``snapshot()`` that reads it.
+
     ``variables``: live variable storage (``tf.Variable``; a Keras 3 variable wraps one
-    and is counted once); ``variable_bytes``: their value sizes; ``ops``: operations in
-    the current default graph; ``traces``: ``tf.function`` traces since tracking began;
-    ``models`` / ``layers``: live Keras models and other layers (Keras 3 and tf_keras);
-    ``sessions``: open ``tf.compat.v1`` sessions; ``names``: Keras auto-name counters
-    (``dense`` → 3); ``memory``: TF allocator bytes in use per device; ``rss``: bytes.
+    and is counted once); ``variable_bytes``: their value sizes; ``models`` /
+    ``layers``: live Keras models and other layers (Keras 3 and tf_keras); ``ops``:
+    operations in the current default graph; ``traces``: ``tf.function`` traces since
+    tracking began; ``sessions``: open ``tf.compat.v1`` sessions; ``memory``: TF
+    allocator bytes in use per device; ``rss``: bytes; ``names``: Keras auto-name
+    counters (``dense`` → 3).
     """
 
-    variables: int = 0
-    variable_bytes: int = 0
-    ops: int = 0
-    traces: int = 0
-    models: int = 0
-    layers: int = 0
-    sessions: int = 0
-    rss: int = 0
-    names: Mapping[str, int] = field(default_factory=dict)
-    memory: Mapping[str, int] = field(default_factory=dict)
+    variables: int = metric(
+        "variables",
+        short="vars",
+        warns=True,
+        table="always",
+        summary=True,
+        dashboard=True,
+        detail="variable_bytes",
+    )
+    variable_bytes: int = metric(
+        "variable bytes", short="var bytes", unit="bytes", summary=True, dashboard=True
+    )
+    models: int = metric("models", warns=True, table="always", summary=True, dashboard=True)
+    layers: int = metric("layers", summary=True)
+    ops: int = metric("ops", warns=True, table="always", summary=True, dashboard=True)
+    traces: int = metric("traces", warns=True, table="always", dashboard=True)
+    sessions: int = metric("sessions", summary=True)
+    memory: Mapping[str, int] = metric(
+        "TF mem", unit="bytes", per="device", summary=True, dashboard=True
+    )
+    rss: int = metric("RSS", short="rss", unit="bytes", dashboard=True)
+    names: Mapping[str, int] = metric("names", per="name", breakdown=True)
     tensorflow: bool = False
 
     def __sub__(self, earlier: Snapshot) -> Snapshot:
-        counts = {f: getattr(self, f) - getattr(earlier, f) for f in COUNTS}
-        return Snapshot(
-            **counts,
-            names=_mapping_delta(self.names, earlier.names),
-            memory=_mapping_delta(self.memory, earlier.memory),
+        metrics = declared(type(self))
+        return type(self)(
+            **{m.key: m.difference(getattr(self, m.key), getattr(earlier, m.key)) for m in metrics},
             tensorflow=self.tensorflow,
         )
 
     def grew(self) -> list[str]:
-        """For a delta: the growth fields that increased."""
-        return [f for f in GROWTH_FIELDS if getattr(self, f) > 0]
+        """For a delta: the keys of the metrics that warn on growth and increased."""
+        return [m.key for m in declared(type(self)) if m.warns and m.value(self) > 0]
 
     @property
     def memory_total(self) -> int:
@@ -74,15 +76,15 @@ class Snapshot:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        data["names"] = dict(self.names)
-        data["memory"] = dict(self.memory)
+        for m in declared(type(self)):
+            if m.per:
+                data[m.key] = dict(getattr(self, m.key))
         return data
 
 
-def _mapping_delta(now: Mapping[str, int], before: Mapping[str, int]) -> dict[str, int]:
-    keys = dict.fromkeys([*before, *now])
-    changes = {k: now.get(k, 0) - before.get(k, 0) for k in keys}
-    return {k: v for k, v in changes.items() if v}
+# Every metric, in display order.
+METRICS: tuple[Metric, ...] = declared(Snapshot)
+BY_KEY: Mapping[str, Metric] = by_key(Snapshot)
 
 
 _statm: tuple[int, int] | None = None  # (pid, fd) of /proc/self/statm, reopened after fork
@@ -117,13 +119,13 @@ def snapshot(registry: Registry = REGISTRY) -> Snapshot:
     return Snapshot(
         variables=len(registry.variables),
         variable_bytes=registry.variables.total_bytes,
-        ops=tf_core.default_graph_ops(),
-        traces=registry.traces,
         models=len(registry.models),
         layers=len(registry.layers),
+        ops=tf_core.default_graph_ops(),
+        traces=registry.traces,
         sessions=len(tf1.open_sessions(registry)),
+        memory=tf_core.memory_by_device(),
         rss=_rss(),
         names=names,
-        memory=tf_core.memory_by_device(),
         tensorflow=True,
     )

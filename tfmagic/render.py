@@ -2,195 +2,262 @@
 
 from __future__ import annotations
 
+import functools
 import html
+import unicodedata
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from tfmagic.metrics import Metric, Table, by_key, declared, fmt_bytes, fmt_count
+from tfmagic.records import cell_label
 
 if TYPE_CHECKING:
     from tfmagic.probe import Snapshot
-    from tfmagic.tracker import CellRecord
+    from tfmagic.records import CellRecord
 
-_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
-
-
-def fmt_bytes(n: int, signed: bool = False) -> str:
-    sign = ("+" if n > 0 else "-" if n < 0 else "") if signed else ("-" if n < 0 else "")
-    size = float(abs(n))
-    for unit in _UNITS:
-        if size < 1024 or unit == _UNITS[-1]:
-            break
-        size /= 1024
-    number = f"{int(size)}" if unit == "B" else f"{size:.1f}"
-    return f"{sign}{number} {unit}"
-
-
-def fmt_count(n: int, signed: bool = False) -> str:
-    return f"{n:+d}" if signed else f"{n:d}"
+__all__ = [
+    "STYLE",
+    "LinesReport",
+    "esc",
+    "fmt_bytes",
+    "fmt_count",
+    "growth_parts",
+    "growth_warning",
+    "lines_html",
+    "snapshot_change",
+    "stats_html",
+    "stats_text",
+]
 
 
-def fmt_names(names: Mapping[str, int], limit: int = 2) -> str:
-    """``dense+2 conv2d+1 …`` for a delta, largest first."""
-    items = sorted(names.items(), key=lambda kv: -abs(kv[1]))
-    text = " ".join(f"{k}{v:+d}" for k, v in items[:limit])
-    return text + (" …" if len(items) > limit else "")
+def esc(text: object) -> str:
+    """The one HTML escape: text and attribute values (quotes too)."""
+    return html.escape(str(text), quote=True)
 
 
-# (header, how to show a delta of that field) for the per-cell table.
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("vars", "variables"),
-    ("var bytes", "variable_bytes"),
-    ("ops", "ops"),
-    ("traces", "traces"),
-    ("models", "models"),
-    ("layers", "layers"),
-    ("sessions", "sessions"),
-    ("TF mem", "memory"),
-    ("rss", "rss"),
-    ("names", "names"),
-)
-_BYTE_FIELDS = {"variable_bytes", "memory", "rss"}
-
-
-def snapshot_cells(snap: Snapshot, signed: bool) -> list[str]:
-    """One string per ``COLUMNS`` entry; blank for an unchanged field of a delta."""
-    cells = []
-    for _, name in COLUMNS:
-        if name == "names":
-            cells.append(fmt_names(snap.names) if signed else str(sum(snap.names.values())))
-            continue
-        value = snap.memory_total if name == "memory" else getattr(snap, name)
-        if signed and not value:
-            cells.append("")
-        elif name in _BYTE_FIELDS:
-            cells.append(fmt_bytes(value, signed))
-        else:
-            cells.append(fmt_count(value, signed))
-    return cells
+# The one stylesheet, for %tf_graph_stats's HTML and the dashboard. Scoped by the
+# tfmagic-stats / tfm- prefixes; the table's selectors outrank JupyterLab's own
+# output-table rules (``:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon td``). In the
+# dashboard a ``cut`` cell ends in "…" (its title holds the whole text) and a wide
+# table scrolls inside its box instead of being clipped by the widget.
+STYLE = """<style>
+table.tfmagic-stats{border-collapse:collapse}
+table.tfmagic-stats td,table.tfmagic-stats th{padding:2px 6px;text-align:right;
+font-family:monospace;white-space:nowrap;vertical-align:top;line-height:1.35}
+table.tfmagic-stats td.l,table.tfmagic-stats th.l{text-align:left}
+table.tfmagic-stats tr.grew td{background:#fff3cd}
+table.tfmagic-stats tr.raised td.status{color:#b00020}
+.tfm-root{font-family:var(--jp-ui-font-family,sans-serif);font-size:12px;line-height:1.35;
+min-width:0;max-width:100%}
+.tfm-cause{color:#555;margin:2px 0 6px}
+.tfm-cards{display:flex;flex-wrap:wrap;gap:6px}
+.tfm-card{border:1px solid #ddd;border-radius:4px;padding:4px 8px;min-width:92px}
+.tfm-k{color:#666;font-size:11px}
+.tfm-v{font-size:16px;font-weight:600;font-family:monospace}
+.tfm-d{font-family:monospace;min-height:1.2em;color:#888}
+.tfm-d.tfm-up{color:#b45309}.tfm-d.tfm-down{color:#15803d}
+.tfm-h{font-weight:600;margin:8px 0 2px}
+.tfm-legend{color:#666;font-size:11px}
+.tfm-chart{overflow-x:auto}
+.tfm-table{max-height:320px;overflow:auto}
+.tfm-table table.tfmagic-stats td.cut{max-width:14em;overflow:hidden;text-overflow:ellipsis}
+.tfm-table table.tfmagic-stats td.cut.cell{max-width:22em}
+.tfmagic-dashboard .widget-html-content,.tfmagic-dashboard .jupyter-widget-html-content{
+min-width:0}
+.tfm-stale li{font-family:monospace;white-space:pre-wrap}
+.tfm-closed{color:#666;font-style:italic;padding:4px}
+</style>"""
 
 
 def run_mark(record: CellRecord) -> str:
-    mark = f"↻{record.run_index}" if record.is_rerun else "1"
-    return mark + (" iso" if record.isolated else "")
+    """``1``, or ``↻N`` for the Nth run of the same cell."""
+    return f"↻{record.run_index}" if record.is_rerun else "1"
 
 
-# Delta columns shown even when no row changes them; the rest appear only when used.
-ALWAYS_SHOWN = {"vars", "ops", "traces", "models"}
+def status(record: CellRecord) -> str:
+    """``isolated``, ``✗ KeyError``, both, or blank."""
+    parts = ["isolated"] if record.isolated else []
+    if record.raised:
+        parts.append(f"✗ {record.error or 'error'}")
+    return " ".join(parts)
 
 
-def visible_columns(rows: Sequence[Sequence[str]]) -> list[int]:
-    """Indexes into ``HEADERS`` worth showing: fixed ones plus deltas some row has."""
-    keep = []
-    for i, header in enumerate(HEADERS):
-        is_delta = 3 <= i < 3 + len(COLUMNS)
-        if not is_delta or header in ALWAYS_SHOWN or any(row[i] for row in rows):
-            keep.append(i)
-    return keep
+def cell_title(record: CellRecord) -> str:
+    """The hover text of a cell's label: its source when the key is the source (no
+    frontend cell id), else the label itself."""
+    key = record.cell_key
+    return key[:500] if cell_label(key) == record.label else record.label
 
 
-def record_row(record: CellRecord) -> list[str]:
-    status = f"✗ {record.error}" if record.raised else ""
-    return [
-        "" if record.execution_count is None else str(record.execution_count),
-        run_mark(record),
-        record.label,
-        *snapshot_cells(record.delta, signed=True),
-        f"{record.duration * 1000:.0f} ms",
-        status,
+@dataclass(frozen=True)
+class Column:
+    """One column of the per-cell table, in text and HTML.
+
+    ``shown``: ``always``, or ``changed`` (only when some row has text in it).
+    ``cut``: long text, cut in the dashboard with the whole of ``title`` on hover.
+    """
+
+    header: str
+    cell: Callable[[CellRecord], str]
+    left: bool = False  # text reads left to right; numbers line up right
+    shown: Table = "always"
+    css: str = ""
+    title: Callable[[CellRecord], str] | None = None
+    cut: bool = False
+
+    def classes(self) -> str:
+        return " ".join(
+            c for c in (self.css, "l" if self.left else "", "cut" if self.cut else "") if c
+        )
+
+
+def _metric_column(m: Metric) -> Column:
+    return Column(
+        header=m.header,
+        cell=lambda r: m.delta_text(r.delta),
+        left=m.breakdown,
+        shown=m.table,
+        css=f"m-{m.key}",
+        title=(lambda r: m.parts_text(r.delta)) if m.per else None,
+        cut=m.breakdown,
+    )
+
+
+@functools.cache
+def columns(metrics: tuple[Metric, ...]) -> tuple[Column, ...]:
+    """Every column of the per-cell table: the record's, then one per metric."""
+    return (
+        Column("In", lambda r: "" if r.execution_count is None else str(r.execution_count)),
+        Column("run", run_mark),
+        Column("cell", lambda r: r.label, left=True, css="cell", title=cell_title, cut=True),
+        *(_metric_column(m) for m in metrics if m.table != "never"),
+        Column("time", lambda r: f"{r.duration * 1000:.0f} ms"),
+        Column("status", status, left=True, shown="changed", css="status", cut=True),
+    )
+
+
+def table(records: Sequence[CellRecord]) -> tuple[list[Column], list[list[str]]]:
+    """The columns worth showing and one row of cells per record, as long as the columns."""
+    every = columns(declared(type(records[0].delta))) if records else columns(())
+    cells = [[col.cell(r) for col in every] for r in records]
+    keep = [
+        i
+        for i, col in enumerate(every)
+        if col.shown == "always" or (col.shown == "changed" and any(row[i] for row in cells))
     ]
+    return [every[i] for i in keep], [[row[i] for i in keep] for row in cells]
 
 
-HEADERS = ["In", "run", "cell", *(h for h, _ in COLUMNS), "time", ""]
+def width(text: str) -> int:
+    """Columns ``text`` takes in a terminal: wide (CJK) characters take two, marks none."""
+    total = 0
+    for char in text:
+        if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):
+            continue
+        total += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    return total
 
 
-def text_table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
-    widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
-    ]
-    # Labels (column 2) and the status column read left to right; numbers line up right.
-    left = {2, len(headers) - 1}
+def _one_line(text: str) -> str:
+    """Tabs, newlines and other control characters would break the columns."""
+    return "".join(" " if unicodedata.category(c) == "Cc" else c for c in text)
+
+
+def text_table(
+    rows: Sequence[Sequence[str]], headers: Sequence[str], left: Sequence[bool] | None = None
+) -> str:
+    """Columns two spaces apart, under a dashed rule as wide as each column; every line
+    has one cell per header. ``left``: which columns are left-aligned (by default the
+    third, a cell's label, and the last)."""
+    rows = [[_one_line(c) for c in row] for row in rows]
+    for row in rows:
+        if len(row) != len(headers):
+            raise ValueError(f"a row of {len(row)} cells under {len(headers)} headers")
+    widths = [max([width(h), *(width(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    if left is None:
+        left = [i in (2, len(headers) - 1) for i in range(len(headers))]
+    lefts = list(left)
 
     def line(cells: Sequence[str]) -> str:
-        parts = [
-            c.ljust(w) if i in left else c.rjust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ]
+        parts = []
+        for c, w, is_left in zip(cells, widths, lefts, strict=True):
+            pad = " " * (w - width(c))
+            parts.append(c + pad if is_left else pad + c)
         return "  ".join(parts).rstrip()
 
     return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
 
 
+def now_text(now: Snapshot) -> str:
+    """``vars 8, var bytes 1.3 KiB, …``: every metric's value."""
+    return ", ".join(f"{m.header} {m.now_text(now)}" for m in declared(type(now)))
+
+
 def stats_text(records: Iterable[CellRecord], now: Snapshot) -> str:
-    rows = [record_row(r) for r in records]
-    keep = visible_columns(rows)
+    records = list(records)
     if not now.tensorflow:
         head = "TF state: TensorFlow is not imported yet (tracking starts when it is)."
     else:
-        head = "TF state now: " + ", ".join(
-            f"{h} {c}" for (h, _), c in zip(COLUMNS, snapshot_cells(now, signed=False), strict=True)
-        )
-    if not rows:
+        head = "TF state now: " + now_text(now)
+    if not records:
         return head + "\nNo cells recorded yet."
-    return (
-        head
-        + "\n"
-        + text_table([[row[i] for i in keep] for row in rows], [HEADERS[i] for i in keep])
-    )
+    columns, rows = table(records)
+    return head + "\n" + text_table(rows, [c.header for c in columns], [c.left for c in columns])
 
 
-_STYLE = (
-    "<style>.tfmagic-stats td,.tfmagic-stats th{padding:2px 6px;text-align:right;"
-    "font-family:monospace}.tfmagic-stats td.cell{text-align:left}"
-    ".tfmagic-stats tr.grew td{background:#fff3cd}.tfmagic-stats tr.raised td.status"
-    "{color:#b00020}</style>"
-)
+def _attr(name: str, value: str) -> str:
+    return f' {name}="{esc(value)}"' if value else ""
 
 
 def stats_html(records: Iterable[CellRecord], now: Snapshot) -> str:
     records = list(records)
-    esc = html.escape
     if not now.tensorflow:
         head = "<p>TensorFlow is not imported yet; tracking starts when it is.</p>"
     else:
         head = (
             "<p><b>TF state now:</b> "
             + ", ".join(
-                f"{esc(h)} <b>{esc(c)}</b>"
-                for (h, _), c in zip(COLUMNS, snapshot_cells(now, signed=False), strict=True)
+                f"{esc(m.header)} <b>{esc(m.now_text(now))}</b>" for m in declared(type(now))
             )
             + "</p>"
         )
     if not records:
         return head + "<p>No cells recorded yet.</p>"
-    keep = visible_columns([record_row(r) for r in records])
-    out = [_STYLE, head, '<table class="tfmagic-stats"><thead><tr>']
-    out += [f"<th>{esc(HEADERS[i])}</th>" for i in keep]
+    columns, rows = table(records)
+    out = [STYLE, head, '<table class="tfmagic-stats"><thead><tr>']
+    out += [f"<th{_attr('class', c.classes())}>{esc(c.header)}</th>" for c in columns]
     out.append("</tr></thead><tbody>")
-    for record in records:
+    for record, row in zip(records, rows, strict=True):
         classes = []
         if record.is_rerun and record.delta.grew():
             classes.append("grew")
         if record.raised:
             classes.append("raised")
-        out.append(f'<tr class="{" ".join(classes)}">')
-        cells = record_row(record)
-        for i in keep:
-            css = ' class="cell"' if i == 2 else ' class="status"' if i == len(cells) - 1 else ""
-            title = f' title="{esc(record.cell_key[:500])}"' if i == 2 else ""
-            out.append(f"<td{css}{title}>{esc(cells[i])}</td>")
+        out.append(f"<tr{_attr('class', ' '.join(classes))}>")
+        for col, text in zip(columns, row, strict=True):
+            # A cut cell always says on hover what it holds.
+            title = (col.title(record) if col.title else "") or (text if col.cut else "")
+            out.append(
+                f"<td{_attr('class', col.classes())}{_attr('title', title)}>{esc(text)}</td>"
+            )
         out.append("</tr>")
     out.append("</tbody></table>")
     return "".join(out)
 
 
 def growth_parts(delta: Snapshot, fields: Iterable[str]) -> str:
+    """``variables +4 (+644 B), models +2``: each metric key in ``fields``."""
+    metrics = by_key(type(delta))
     parts = []
-    for name in fields:
-        value = getattr(delta, name)
-        if name == "variables" and delta.variable_bytes:
-            parts.append(f"variables {value:+d} ({fmt_bytes(delta.variable_bytes, signed=True)})")
-        else:
-            parts.append(f"{name} {value:+d}")
+    for key in fields:
+        m = metrics[key]
+        text = f"{m.label} {m.fmt(m.value(delta), signed=True)}"
+        detail = metrics.get(m.detail)
+        if detail is not None and detail.value(delta):
+            text += f" ({detail.fmt(detail.value(delta), signed=True)})"
+        parts.append(text)
     return ", ".join(parts)
 
 
@@ -207,34 +274,20 @@ def growth_warning(record: CellRecord, grew: Sequence[str]) -> str:
     )
 
 
-# Fields a before → after summary names, with how to format them.
-SUMMARY_FIELDS = (
-    ("variables", "variables", False),
-    ("variable_bytes", "variable bytes", True),
-    ("models", "models", False),
-    ("layers", "layers", False),
-    ("ops", "ops", False),
-    ("sessions", "sessions", False),
-)
-
-
 def snapshot_change(before: Snapshot, after: Snapshot) -> str:
-    """``variables 12 → 4, variable bytes 1.2 MiB → 300 B, …, TF mem …``."""
+    """``variables 12 → 4, variable bytes 1.2 MiB → 300 B, …, TF mem …``: the summary
+    metrics; a mapping measured in neither snapshot is left out."""
     parts = []
-    for name, label, is_bytes in SUMMARY_FIELDS:
-        a, b = getattr(before, name), getattr(after, name)
-        fmt = fmt_bytes if is_bytes else str
-        parts.append(f"{label} {fmt(a)} → {fmt(b)}" if a != b else f"{label} {fmt(a)}")
-    a, b = before.memory_total, after.memory_total
-    if a != b:
-        parts.append(f"TF mem {fmt_bytes(a)} → {fmt_bytes(b)}")
-    elif before.memory:
-        parts.append(f"TF mem {fmt_bytes(a)}")
+    for m in declared(type(after)):
+        if not m.summary or not (m.measured(before) or m.measured(after)):
+            continue
+        a, b = m.value(before), m.value(after)
+        parts.append(f"{m.label} {m.fmt(a)} → {m.fmt(b)}" if a != b else f"{m.label} {m.fmt(a)}")
     return ", ".join(parts)
 
 
 def lines_html(lines: Sequence[str], css_class: str) -> str:
-    body = "<br>".join(html.escape(line) for line in lines)
+    body = "<br>".join(esc(line) for line in lines)
     return f'<div class="{css_class}" style="font-family:monospace">{body}</div>'
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from tfmagic import render
 from tfmagic.probe import Snapshot
-from tfmagic.tracker import CellRecord
+from tfmagic.records import CellRecord
 
 
 @dataclass(frozen=True)
