@@ -350,5 +350,5 @@ def test_reset_report_summary_uses_the_declared_labels() -> None:
     report = ResetReport(Snapshot(variables=6, models=6), Snapshot(variables=2, models=2))
     assert str(report).startswith(
         "tfmagic reset: variables 6 → 2, variable bytes 0 B, models 6 → 2, layers 0, ops 0,"
-        " sessions 0"
+        " graphs 0, sessions 0"
     )

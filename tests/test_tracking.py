@@ -151,3 +151,26 @@ def test_tf1_get_variable_rerun_and_ops_growing_in_a_loop():
     assert loop2["run_index"] == 2
     assert "run 2 of this cell grew ops +50" in out["cells"][5]["stderr"]
     assert session["delta"]["sessions"] == 1
+
+
+def test_ops_count_in_every_user_graph_not_only_the_default_one():
+    build = "x = tf.constant(1.0)\nfor _ in range(50):\n    x = x + 1.0"
+    out = run_cells(
+        [
+            "%load_ext tfmagic",
+            "import tensorflow as tf\ntf.compat.v1.disable_eager_execution()",
+            f"%%tf_isolated\n{build}",
+            f"g = tf.Graph()\nwith g.as_default():\n"
+            + "\n".join("    " + line for line in build.splitlines()),
+            # A tf.function's trace is a FuncGraph: counted as traces, not as a user graph.
+            "f = tf.function(lambda v: v * 2.0)\nf.get_concrete_function(tf.TensorSpec([]))\n"
+            "from tfmagic.registry import REGISTRY\n"
+            "RESULT = sorted({type(g).__name__ for g in REGISTRY.graphs})",
+        ]
+    )
+    assert [c["error"] for c in out["cells"]] == [None] * 5
+    isolated, own_graph, traced = out["history"][-3:]
+    # 101 ops: the constant, then 50 constants and 50 adds.
+    assert (isolated["delta"]["ops"], isolated["delta"]["graphs"]) == (101, 1)
+    assert (own_graph["delta"]["ops"], own_graph["delta"]["graphs"]) == (101, 1)
+    assert traced["delta"]["traces"] == 1 and out["result"] == ["Graph"]

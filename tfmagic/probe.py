@@ -28,8 +28,11 @@ class Snapshot:
 
     ``variables``: live variable storage (``tf.Variable``; a Keras 3 variable wraps one
     and is counted once); ``variable_bytes``: their value sizes; ``models`` /
-    ``layers``: live Keras models and other layers (Keras 3 and tf_keras); ``ops``:
-    operations in the current default graph; ``traces``: ``tf.function`` traces since
+    ``layers``: the live Keras models and other layers the user built (Keras 3 and
+    tf_keras; not the parts Keras makes itself, such as a Sequential's inner model);
+    ``ops``: operations in every live user graph (the default graph, isolated cells'
+    graphs, ``tf.Graph()``s; not ``tf.function`` traces); ``graphs``: those graphs;
+    ``traces``: ``tf.function`` traces since
     tracking began; ``sessions``: open ``tf.compat.v1`` sessions; ``memory``: TF
     allocator bytes in use per device; ``rss``: bytes; ``names``: Keras auto-name
     counters (``dense`` → 3).
@@ -50,6 +53,7 @@ class Snapshot:
     models: int = metric("models", warns=True, table="always", summary=True, dashboard=True)
     layers: int = metric("layers", summary=True)
     ops: int = metric("ops", warns=True, table="always", summary=True, dashboard=True)
+    graphs: int = metric("graphs", summary=True)
     traces: int = metric("traces", warns=True, table="always", dashboard=True)
     sessions: int = metric("sessions", summary=True)
     memory: Mapping[str, int] = metric(
@@ -121,7 +125,8 @@ def snapshot(registry: Registry = REGISTRY) -> Snapshot:
         variable_bytes=registry.variables.total_bytes,
         models=len(registry.models),
         layers=len(registry.layers),
-        ops=tf_core.default_graph_ops(),
+        ops=tf1.graph_ops(registry),
+        graphs=len(registry.graphs),
         traces=registry.traces,
         sessions=len(tf1.open_sessions(registry)),
         memory=tf_core.memory_by_device(),
