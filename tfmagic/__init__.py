@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
     from tfmagic.isolation import CellState
+    from tfmagic.memory_report import MemoryReport
     from tfmagic.pins import StaleObject
     from tfmagic.probe import Snapshot
     from tfmagic.records import CellRecord
@@ -27,6 +28,7 @@ __all__ = [
     "history",
     "isolated",
     "load_ipython_extension",
+    "memory",
     "reload",
     "reset",
     "snapshot",
@@ -103,6 +105,17 @@ def stale() -> list[StaleObject]:
     from tfmagic import extension
 
     return extension.session().stale()
+
+
+def memory(pins: bool = True) -> MemoryReport:
+    """The twin of ``%tf_memory``: TF memory per device now, and live variables by the
+    cell run that made them, biggest first, stale ones with what pins them.
+
+    ``pins=False`` neither collects garbage nor walks from your names to find the pins.
+    """
+    from tfmagic import extension
+
+    return extension.session().memory(pins=pins)
 
 
 def reload(module: str) -> ReloadReport:

@@ -6,10 +6,14 @@ The exception itself is never changed; the hint is printed after IPython's trace
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from tfmagic.frameworks import tf1
 from tfmagic.records import CellRecord
 from tfmagic.registry import REGISTRY, Registry
+
+if TYPE_CHECKING:
+    from tfmagic.memory_report import MemoryReport, MemoryRow
 
 _ALREADY_EXISTS = re.compile(r"Variable (\S+) already exists, disallowed")
 
@@ -49,6 +53,26 @@ HINTS: tuple[tuple[str | tuple[str, ...], str], ...] = (
         "singleton tf.Variables created on the first call",
         "this tf.function made new variables on a later trace, usually because the model it "
         "uses was re-built by re-running its cell. Re-run the cell that defines the function too.",
+    ),
+    (
+        (
+            "Physical devices cannot be modified after being initialized",
+            "Visible devices cannot be modified after being initialized",
+            "Virtual devices cannot be modified after being initialized",
+        ),
+        "TensorFlow's runtime has already started (a cell ran a TF op before this one, or this "
+        "configuration cell ran again after it did); device settings (visible devices, memory "
+        "growth, virtual devices) only change before that, and nothing short of a restart undoes "
+        "it. Restart the kernel and run this configuration in the first cell, before any TF op.",
+    ),
+    (
+        (
+            "This optimizer can only be called for the variables it was originally built with",
+            "The optimizer cannot recognize variable",
+        ),
+        "the optimizer was built for an earlier model's variables: the model's cell was re-run "
+        "(new variables) but the optimizer was not re-created. Re-run the cell that makes the "
+        "optimizer (or calls compile()) after rebuilding the model, or make both in one cell.",
     ),
 )
 
@@ -96,3 +120,54 @@ def _already_exists(
         f"(run {birth.run_index} of that cell). Calling get_variable again adds to the same "
         "graph: run the failing cell under %%tf_isolated (or %tf_reset first)."
     )
+
+
+# -- out of memory: who holds TF memory now --------------------------------------
+def is_out_of_memory(error: BaseException) -> bool:
+    """TF's ``ResourceExhaustedError`` (an allocator OOM), however Keras wrapped it."""
+    names = {cls.__name__ for cls in type(error).__mro__}
+    return "ResourceExhaustedError" in names or "OOM when allocating" in str(error)
+
+
+def out_of_memory(report: MemoryReport, top: int = 3) -> list[str]:
+    """The cell runs holding the most TF memory now, whether each is stale, and the fix."""
+    from tfmagic.render import fmt_bytes
+
+    in_use = ", ".join(f"{d.device} {fmt_bytes(d.current)}" for d in report.devices)
+    head = "tfmagic: TensorFlow ran out of memory" + (f" ({in_use} in use)" if in_use else "")
+    rows = [r for r in report.rows if r.variable_bytes][:top]
+    holders = [_holder(r) for r in rows]
+    holders += [f"`{n}` (a tensor, {fmt_bytes(b)})" for n, b in report.named_tensors[:top]]
+    if report.last_error is not None:
+        holders.append(report.last_error.summary())
+    if not holders:
+        return [f"{head}; no live variables or named tensors hold much of it."]
+    lines = [f"{head}. Most of it is held by {'; '.join(holders)}."]
+    named = [n for r in rows if not r.stale for n in r.names]
+    named += [n for n, _ in report.named_tensors[:top]]
+    fixes = []
+    if any(r.stale or not r.names for r in rows) or report.last_error is not None:
+        fixes.append(
+            "%tf_reset frees what only the output history (Out[N], _) or an error's traceback "
+            "keeps" + (", the stale runs among them" if report.stale_rows else "")
+        )
+    if named:
+        shown = ", ".join(dict.fromkeys(named))
+        fixes.append(
+            f"your names {shown} hold the rest: `del` the ones you no longer need first "
+            "(or %tf_reset --hard --keep NAME)"
+        )
+    fixes.append("tfmagic.memory() shows what pins each")
+    return [*lines, "tfmagic: " + "; ".join(fixes) + "."]
+
+
+def _holder(row: MemoryRow) -> str:
+    from tfmagic.render import fmt_bytes
+
+    label = row.label if len(row.label) <= 40 else row.label[:39] + "…"
+    what = f"{row.where} `{label}` ({fmt_bytes(row.variable_bytes)}"
+    if row.stale:
+        return what + ", stale)"
+    if row.names:
+        return what + f", bound to {', '.join(f'`{n}`' for n in row.names)})"
+    return what + ")"

@@ -21,6 +21,7 @@ from tfmagic.errors import ArgumentError
 # The modules behind the magics are imported when a magic first runs, which keeps
 # %load_ext fast (see benchmarks/load_time.py).
 if TYPE_CHECKING:
+    from tfmagic.memory_report import MemoryReport
     from tfmagic.pins import StaleReport
     from tfmagic.reloading import ReloadReport
     from tfmagic.reset_state import ResetReport
@@ -49,6 +50,15 @@ class TFMagics(Magics):
         help="Print one line after a re-run cell that left more variables, ops, "
         "traces or models alive than its previous run.",
     ).tag(config=True)
+    track_peak_memory = Bool(
+        True,
+        help="Record each cell's peak TF allocator bytes per device (CellRecord.peak_memory, "
+        "%tf_graph_stats, %tf_memory). To do so tfmagic resets every device's peak counter "
+        "(tf.config.experimental.reset_memory_stats) before each cell, so "
+        "get_memory_info(device)['peak'] read in your code means the peak since the current "
+        "cell began. Set it to False to keep your own peak readings: tfmagic then never "
+        "resets the counters and records no per-cell peak.",
+    ).tag(config=True)
     history_limit = Int(1000, help="How many cell runs to keep in the history (1 or more).").tag(
         config=True
     )
@@ -57,11 +67,16 @@ class TFMagics(Magics):
         super().__init__(shell=shell, **kwargs)
         self.session = session
         session.warn_on_growth = self.warn_on_growth
+        session.track_peak_memory = self.track_peak_memory
         self._resize_history(self.history_limit)
 
     @observe("warn_on_growth")
     def _warn_changed(self, change: Any) -> None:
         self.session.warn_on_growth = change.new
+
+    @observe("track_peak_memory")
+    def _peak_changed(self, change: Any) -> None:
+        self.session.track_peak_memory = change.new
 
     @validate("history_limit")
     def _valid_limit(self, proposal: Any) -> int:
@@ -190,6 +205,32 @@ class TFMagics(Magics):
             report = self.session.reset(hard=args.hard, dry_run=args.dry_run, keep=args.keep)
         if args.quiet and not args.output:
             return None
+        return self._show(report, args.output)
+
+    @magic_arguments()
+    @argument(
+        "--no-pins",
+        action="store_true",
+        help="Do not look for what pins the stale rows (no garbage collection, no walk).",
+    )
+    @argument("-o", "--output", action="store_true", help="Return the MemoryReport object.")
+    @line_magic
+    def tf_memory(self, line: str = "") -> MemoryReport | None:
+        """Show TF memory per device now, and which cell runs hold it.
+
+        Per device: bytes in use and the peak (since the current cell began while
+        c.TFMagics.track_peak_memory is on), and the highest per-cell peak recorded.
+        Then the live variables grouped by the cell run that made them, biggest first;
+        a stale row's objects lost their name or their cell ran again, and "held by"
+        says what pins them (Out[N], a list, the last error's traceback): %tf_reset
+        drops those pins. Examples::
+
+            %tf_memory
+            report = %tf_memory -o    # a MemoryReport (.devices, .rows, .to_dict())
+        """
+        args = parse_argstring(self.tf_memory, line)
+        with _usage_errors():
+            report = self.session.memory(pins=not args.no_pins)
         return self._show(report, args.output)
 
     @magic_arguments()

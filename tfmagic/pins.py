@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from tfmagic import births, render
+from tfmagic import births, last_error, render
 from tfmagic.births import Birth
 from tfmagic.frameworks import tf_core
 from tfmagic.outputs import UNDERSCORES
@@ -61,6 +61,9 @@ def stale(shell: Any, runs_of: RunsOf, registry: Registry = REGISTRY) -> list[St
                 continue  # parts of a model are reported through the model
             if is_stale(obj, birth, shell.user_ns, runs_of):
                 found[id(obj)] = (live.kind, obj, birth)
+    # Made by the cell run that failed, named by nothing: only its traceback keeps them.
+    for kind, obj, birth in last_error.orphans(shell, bound, registry):
+        found.setdefault(id(obj), (kind, obj, birth))
     _drop_parts_of_other_stale_models(found)
     captures = {id(f): f for f in registry.functions if id(f) not in found}
     stale_functions = {
@@ -190,6 +193,9 @@ def _roots(shell: Any) -> Iterator[tuple[str, Any]]:
         for attr, value in list(vars(module).items()):
             if not attr.startswith("__") and not isinstance(value, types.ModuleType):
                 yield f"{module.__name__}.{attr}", value
+    last = last_error.find(shell)
+    if last is not None:
+        yield from last_error.held(last)  # "the last error's traceback (In[7]): f() local `m`"
 
 
 def _user_modules() -> list[types.ModuleType]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -23,6 +24,9 @@ class CellRecord:
     raised: bool
     error: str | None = None
     isolated: bool = False
+    # Peak TF allocator bytes per device during the run (devices with stats only; empty
+    # when c.TFMagics.track_peak_memory is off or the runtime was not initialised).
+    peak_memory: Mapping[str, int] = field(default_factory=dict)
 
     @cached_property
     def delta(self) -> Snapshot:
@@ -50,6 +54,7 @@ class CellRecord:
             "raised": self.raised,
             "error": self.error,
             "isolated": self.isolated,
+            "peak_memory": dict(self.peak_memory),
         }
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tfmagic import frameworks, naming, probe, render
+from tfmagic import frameworks, last_error, naming, probe, render
 from tfmagic.errors import ArgumentError
 from tfmagic.frameworks import tf1, tf_core
 from tfmagic.outputs import drop_output_pins, output_pins, user_items
@@ -39,6 +39,7 @@ class ResetReport(render.LinesReport):
     dry_run: bool = False
     hard: bool = False
     dropped_outputs: list[str] = field(default_factory=list)
+    dropped_traceback: str | None = None  # "the last error's traceback (In[7])"
     deleted_names: list[str] = field(default_factory=list)
     kept_names: list[str] = field(default_factory=list)
     closed_sessions: list[str] = field(default_factory=list)
@@ -58,6 +59,9 @@ class ResetReport(render.LinesReport):
         ):
             if items:
                 out.append(f"{planned if self.dry_run else done}: {', '.join(items)}")
+        if self.dropped_traceback:
+            verb = "would drop" if self.dry_run else "dropped"
+            out.append(f"{verb} {self.dropped_traceback}")
         if self.kept_names:
             out.append(f"kept (still bound): {', '.join(self.kept_names)}")
         out += [f"not done: {s}" for s in self.skipped]
@@ -72,6 +76,7 @@ class ResetReport(render.LinesReport):
             "dry_run": self.dry_run,
             "hard": self.hard,
             "dropped_outputs": self.dropped_outputs,
+            "dropped_traceback": self.dropped_traceback,
             "deleted_names": self.deleted_names,
             "kept_names": self.kept_names,
             "closed_sessions": self.closed_sessions,
@@ -111,6 +116,9 @@ def reset(
     if shell is not None:
         find = output_pins if dry_run else drop_output_pins
         report.dropped_outputs = find(shell, pinned)
+        # Its failing frames' locals (a model built in a function that raised) stay alive
+        # until another error replaces it.
+        report.dropped_traceback = last_error.drop(shell, dry_run=dry_run)
         bound = _names_bound_to_tf(shell, types)
         if hard:
             report.deleted_names = [n for n in bound if n not in keep]

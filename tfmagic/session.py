@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
 
     from tfmagic.dashboard_widget import Dashboard
+    from tfmagic.memory_report import MemoryReport
     from tfmagic.pins import StaleObject
     from tfmagic.reloading import ReloadReport
     from tfmagic.reset_state import ResetReport
@@ -131,6 +132,31 @@ class Session:
 
         return pins.stale(self.tracker.shell, self.tracker.runs_of, self.registry)
 
+    def memory(self, pins: bool = True) -> MemoryReport:
+        """TF memory per device now and live variables by the cell run that made them;
+        ``pins`` also says what keeps each stale group alive (walks, as ``stale()``)."""
+        from tfmagic import memory_report
+
+        runs_of = self.tracker.runs_of if self.tracker is not None else _never_ran
+        return memory_report.measure(
+            self.shell,
+            self.history(),
+            runs_of,
+            self.registry,
+            peak_tracking=self.track_peak_memory,
+            pins=pins,
+        )
+
+    @property
+    def track_peak_memory(self) -> bool:
+        """Reset the devices' peak counters before each cell (``CellRecord.peak_memory``)."""
+        return self.tracker is not None and self.tracker.track_peak_memory
+
+    @track_peak_memory.setter
+    def track_peak_memory(self, on: bool) -> None:
+        if self.tracker is not None:
+            self.tracker.track_peak_memory = bool(on)
+
     def reload(self, module: str) -> ReloadReport:
         from tfmagic import reloading
 
@@ -177,6 +203,11 @@ class Session:
             from tfmagic import notices
 
             notices.error_hint(error, self.registry, record)
+            from tfmagic import hints
+
+            if hints.is_out_of_memory(error):
+                for line in hints.out_of_memory(self.memory(pins=False)):
+                    print(line, file=sys.stderr)
 
     def _remember_isolated_outputs(self, record: CellRecord, result: ExecutionResult) -> None:
         """An isolated cell's result goes to ``Out[N]``: release it when the cell re-runs."""
@@ -189,3 +220,7 @@ def _collect_garbage() -> None:
     import gc
 
     gc.collect()
+
+
+def _never_ran(cell_key: str) -> int:
+    return 0

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tfmagic import incidents
+from tfmagic.frameworks import tf_core
 from tfmagic.probe import Snapshot, snapshot
 from tfmagic.records import CellRecord, cell_label
 
@@ -55,6 +56,11 @@ class CellTracker:
         # so that a re-run's growth is only what is really still reachable. Called only
         # when a re-run seems to have grown: the common path never collects.
         self.settle: Callable[[], None] | None = None
+        # Reset each device's peak allocator counter before every cell and read it after
+        # (c.TFMagics.track_peak_memory); off, the user's counters are never touched.
+        self.track_peak_memory = True
+        self.reset_peaks: Callable[[], None] = _reset_peaks
+        self.read_peaks: Callable[[], dict[str, int]] = _read_peaks
         self._runs: Counter[str] = Counter()
         self._stack: list[_Running] = []
         # Set by an isolated block while it runs, read when the outer cell ends.
@@ -82,6 +88,8 @@ class CellTracker:
         try:
             self._stack.append(_Running(info, self.probe(), time.perf_counter()))
             self.current_cell_isolated = False
+            if self.track_peak_memory:
+                self.reset_peaks()
         except Exception as exc:  # noqa: BLE001 - never break the user's cell
             incidents.record("pre_run_cell", exc)
 
@@ -114,6 +122,8 @@ class CellTracker:
 
     # -- records ---------------------------------------------------------------
     def _record(self, running: _Running, result: ExecutionResult) -> CellRecord:
+        # Read first: nothing tfmagic does after the cell belongs to the cell's peak.
+        peaks = self.read_peaks() if self.track_peak_memory else {}
         after = self.probe()
         info = running.info
         source = getattr(info, "raw_cell", "") or ""
@@ -138,6 +148,7 @@ class CellTracker:
             raised=error is not None,
             error=type(error).__name__ if error is not None else None,
             isolated=self.current_cell_isolated,
+            peak_memory=peaks,
         )
 
     def current_cell_key(self) -> str | None:
@@ -157,3 +168,14 @@ class CellTracker:
 def _collectable_growth(delta: Snapshot) -> bool:
     """Growth a collection could undo (traces are counted "seen since load": never)."""
     return any(name != "traces" for name in delta.grew())
+
+
+def _reset_peaks() -> None:
+    if "tensorflow" in sys.modules:
+        tf_core.reset_peak_memory()
+
+
+def _read_peaks() -> dict[str, int]:
+    """Peak bytes per device since the reset before the cell (or since the runtime started,
+    if the cell started it); no entry for a device without allocator stats."""
+    return tf_core.peak_memory_by_device() if "tensorflow" in sys.modules else {}

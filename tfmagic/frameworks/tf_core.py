@@ -66,21 +66,83 @@ def memory_by_device() -> dict[str, int]:
     user can no longer call ``tf.config.set_visible_devices`` or enable memory
     growth; so until something else has initialised it, report nothing.
     """
+    ctx, devices = _stat_devices()
+    memory: dict[str, int] = {}
+    for name in devices:
+        try:
+            memory[name] = int(ctx.get_memory_info(name)["current"])
+        except Exception:  # noqa: BLE001 - a device that stopped giving stats is left out
+            continue
+    return memory
+
+
+def memory_info_by_device() -> dict[str, dict[str, int]]:
+    """``{"CPU:0": {"current": bytes, "peak": bytes}}`` for every device with allocator
+    stats (CPU, GPU, pluggable devices alike); ``{}`` until the runtime is initialised."""
+    ctx, devices = _stat_devices()
+    info: dict[str, dict[str, int]] = {}
+    for name in devices:
+        try:
+            raw = ctx.get_memory_info(name)
+            info[name] = {"current": int(raw["current"]), "peak": int(raw["peak"])}
+        except Exception:  # noqa: BLE001
+            continue
+    return info
+
+
+def peak_memory_by_device() -> dict[str, int]:
+    """The allocator's peak bytes per device since its last reset (or since the start)."""
+    return {name: values["peak"] for name, values in memory_info_by_device().items()}
+
+
+def reset_peak_memory() -> None:
+    """Set each device's peak counter to its current use (about a µs per device).
+
+    Does nothing before the runtime is initialised: the counters start at zero then.
+    """
+    ctx, devices = _stat_devices()
+    for name in devices:
+        try:
+            ctx.reset_memory_stats(name)
+        except Exception:  # noqa: BLE001 - never break a cell over a counter
+            continue
+
+
+# (context handle, names of the devices with allocator stats): devices cannot change
+# once the runtime is initialised, so they are listed once per handle.
+_devices_cache: tuple[Any, list[str]] = (None, [])
+
+
+def _stat_devices() -> tuple[Any, list[str]]:
+    """The eager context and its devices with allocator stats; none before it is initialised."""
+    global _devices_cache
     from tensorflow.python.eager import context
 
     ctx = context.context()
     if not getattr(ctx, "_initialized", False):
-        return {}
-    memory: dict[str, int] = {}
+        return ctx, []
+    handle = ctx._context_handle
+    if _devices_cache[0] is handle and handle is not None:
+        return ctx, _devices_cache[1]
+    names = []
     for device in ctx.list_logical_devices():
-        if device.device_type not in ("CPU", "GPU"):
-            continue
         name = device.name.replace("/device:", "")
         try:
-            memory[name] = int(ctx.get_memory_info(name)["current"])
-        except (ValueError, RuntimeError):
-            continue  # e.g. a pluggable device without allocator stats
-    return memory
+            ctx.get_memory_info(name)
+        except Exception:  # noqa: BLE001 - e.g. a device whose allocator keeps no stats
+            continue
+        names.append(name)
+    _devices_cache = (handle, names)
+    return ctx, names
+
+
+def eager_tensor_bytes(value: Any) -> int | None:
+    """Bytes of an eager tensor's buffer; None for anything else."""
+    from tensorflow.python.framework.ops import EagerTensor
+
+    if not isinstance(value, EagerTensor):
+        return None
+    return variable_bytes(value)
 
 
 def is_imported() -> bool:
