@@ -27,6 +27,7 @@ def test_keras_rerun_pinned_by_out_grows_and_warns(run):
     assert two.run_index == 2 and two.delta.models == 1 and two.delta.variables == 2
     assert two.delta.names.get("sequential") == 1
     assert "run 2 of this cell grew variables +2" in second.stderr
+    assert f"pinned by Out[{one.execution_count}]" in second.stderr
     assert "%%tf_isolated" in second.stderr
 
 
@@ -160,7 +161,7 @@ def test_ops_count_in_every_user_graph_not_only_the_default_one():
             "%load_ext tfmagic",
             "import tensorflow as tf\ntf.compat.v1.disable_eager_execution()",
             f"%%tf_isolated\n{build}",
-            f"g = tf.Graph()\nwith g.as_default():\n"
+            "g = tf.Graph()\nwith g.as_default():\n"
             + "\n".join("    " + line for line in build.splitlines()),
             # A tf.function's trace is a FuncGraph: counted as traces, not as a user graph.
             "f = tf.function(lambda v: v * 2.0)\nf.get_concrete_function(tf.TensorSpec([]))\n"

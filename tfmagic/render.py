@@ -261,16 +261,22 @@ def growth_parts(delta: Snapshot, fields: Iterable[str]) -> str:
     return ", ".join(parts)
 
 
-def growth_warning(record: CellRecord, grew: Sequence[str]) -> str:
+def growth_warning(record: CellRecord, grew: Sequence[str], pinned_by: Sequence[str] = ()) -> str:
+    """The note after a re-run that left more alive; ``pinned_by``: the output-history
+    pins of the earlier runs' results, when known."""
     head = f"tfmagic: run {record.run_index} of this cell grew {growth_parts(record.delta, grew)}"
     if record.isolated:
         return (
             f"{head} although it is isolated: something outside the cell holds the previous "
             "run's objects; tfmagic.stale() says what."
         )
+    if pinned_by:
+        alive = f"the earlier runs' state is still alive, pinned by {', '.join(pinned_by)}"
+    else:
+        alive = "the earlier runs' state is still alive (tfmagic.stale() says what holds it)"
     return (
-        f"{head}; the earlier runs' state is still alive. Make the cell re-runnable with "
-        "%%tf_isolated, or clear it with %tf_reset."
+        f"{head}; {alive}. Make the cell re-runnable with %%tf_isolated, or clear it with "
+        "%tf_reset."
     )
 
 

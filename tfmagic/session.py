@@ -182,7 +182,8 @@ class Session:
         if self.warn_on_growth:
             from tfmagic import notices
 
-            notices.growth_note(record)
+            earlier = self.tracker.history if self.tracker is not None else ()
+            notices.growth_note(record, earlier, self.shell)
 
     def _note_births(self, record: CellRecord, result: ExecutionResult) -> None:
         if "tensorflow" in self.registry.installed and self.shell is not None:
