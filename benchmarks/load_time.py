@@ -1,33 +1,11 @@
 """How long ``%load_ext tfmagic`` takes in a fresh process, next to ``import tensorflow``.
 
-What it measures
-    Each sample runs in a new Python process, so nothing is cached in
-    ``sys.modules``:
-
-    * ``%load_ext tfmagic``: the process builds an ``InteractiveShell`` (not timed),
-      then times only ``shell.run_line_magic("load_ext", "tfmagic")`` with
-      ``time.perf_counter``. This includes importing tfmagic itself. It also checks
-      that loading did not import TensorFlow (or Keras): tfmagic must wait for the
-      user's own import. Measured twice:
-
-      - ``.pyc cached``: with compiled bytecode, as after ``pip install`` (the
-        headline number). The bytecode goes to a private temporary
-        ``PYTHONPYCACHEPREFIX``, written by one untimed warm-up process, so
-        nothing is written next to the sources.
-      - ``no .pyc``: every module that loading imports is compiled from source, as
-        happens for an editable install when ``PYTHONDONTWRITEBYTECODE`` is set.
-    * ``import tensorflow``: the process times only ``import tensorflow`` (with the
-      environment as given, so with TensorFlow's installed bytecode), for scale.
-
-How to read the output
-    A table of medians (with min and max) in milliseconds, then the ratio of the
-    ``%load_ext`` medians to the ``import tensorflow`` median: how much the extension
-    adds to the cost of importing TensorFlow.
-    The line ``TensorFlow imported by %load_ext`` must say ``no``; if loading
-    imported TensorFlow or Keras the script says so and exits with status 1 (that is
-    a deterministic bug, unlike a slow timing, which is only reported).
-
-Run ``python benchmarks/load_time.py`` (7 + 3 samples) or ``--quick`` (3 + 1).
+Each sample is a new process: the shell is built untimed, then only
+``run_line_magic("load_ext", "tfmagic")`` is timed, with bytecode cached (the headline)
+and without (``PYTHONDONTWRITEBYTECODE``); ``import tensorflow`` is timed for scale.
+Read: medians (min, max) in ms and the ratio to ``import tensorflow``. The line
+``TensorFlow imported by %load_ext`` must say ``no`` (else exit status 1: a bug).
+``python benchmarks/load_time.py`` (7 + 3 samples) or ``--quick`` (3 + 1).
 """
 
 from __future__ import annotations

@@ -1,36 +1,13 @@
 """Per-cell overhead of tfmagic: the same cells timed with and without the extension.
 
-What it measures
-    A real ``InteractiveShell`` (``InteractiveShell.instance()``) imports TensorFlow
-    and Keras and builds a small model. Then, for each scenario, it times
-    ``shell.run_cell("pass", store_history=True)`` many times with ``%load_ext tfmagic``
-    and many times after ``%unload_ext tfmagic``. The two states alternate batch by
-    batch (off/on, then on/off, ...) so that load on a shared machine hits both
-    equally. Scenarios:
-
-    * ``baseline``        TF + Keras imported, a small model alive;
-    * ``+10^4 objects``   plus 10,000 small GC-tracked objects in the user namespace;
-    * ``+10^6 objects``   plus 1,000,000 of them;
-    * ``+10^4 variables`` plus 10,000 live ``tf.Variable`` objects.
-
-    It also times ``tfmagic.probe.snapshot()`` on its own in each scenario; tfmagic
-    takes one before and one after every cell, so that is the part that must not
-    grow with the number of live objects.
-
-How to read the output
-    One row per scenario: the median wall time of one cell without tfmagic and with
-    it, their difference (``overhead``, what each cell pays for the hooks), their
-    ratio, the spread of the per-batch overheads (min..max, a noise gauge), the
-    median of one ``snapshot()`` call in microseconds, and how many objects the
-    garbage collector tracked (the heap size that must not matter). Every timing is
-    a median over all cells (or calls) of that scenario. The targets - under 1 ms
-    overhead per cell, and a ``snapshot()`` cost that stays flat as the heap grows -
-    are reported as met or not; the exit status is 0 either way, because timings on
-    a shared machine are noisy. Compare rows by their overhead and snapshot()
-    columns: the scenarios run one after another, so machine load can shift the
-    absolute times of a whole row, but it hits both states of a row alike.
-
-Run ``python benchmarks/overhead.py`` (about a minute) or ``--quick`` for a smoke test.
+A real ``InteractiveShell`` with TF, Keras and a model times ``run_cell("pass")`` with
+``%load_ext tfmagic`` and after ``%unload_ext``, alternating batch by batch, in four
+heaps (baseline, +10^4 and +10^6 objects, +10^4 tf.Variables); and ``snapshot()`` alone.
+Then the re-run path: a cell that re-binds a model (the old one becomes garbage), where
+tfmagic collects once before recording so that its note only calls reachable state alive.
+Read: per row, median ms without/with and their difference (the per-cell cost, target
+<= 0.1 ms), snapshot() in µs (must stay flat as the heap grows), the re-run medians.
+``python benchmarks/overhead.py`` (about a minute) or ``--quick``.
 """
 
 from __future__ import annotations
@@ -49,7 +26,7 @@ from _common import make_shell, quiet_native_stderr, table
 
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # before anything can import TensorFlow
 
-TARGET_OVERHEAD_MS = 1.0
+TARGET_OVERHEAD_MS = 0.1  # the promise: the per-cell path costs at most 0.1 ms
 # snapshot() counts as flat if a big-heap scenario costs at most this much more than
 # the baseline: x1.5 plus 10 µs absorbs timer and scheduler noise, while a walk over
 # 10^6 objects would cost tens of milliseconds.
@@ -230,9 +207,9 @@ def report(results: list[Result], settings: Settings) -> None:
     print()
 
     worst = max(results, key=lambda r: r.overhead_ms)
-    overhead_met = worst.overhead_ms < TARGET_OVERHEAD_MS
+    overhead_met = worst.overhead_ms <= TARGET_OVERHEAD_MS
     print(
-        f"Target: overhead < {TARGET_OVERHEAD_MS:g} ms per cell: "
+        f"Target: overhead <= {TARGET_OVERHEAD_MS:g} ms per cell: "
         f"{'met' if overhead_met else 'NOT met'} "
         f"(worst: {worst.overhead_ms:.3f} ms in {worst.scenario!r})"
     )
@@ -247,6 +224,36 @@ def report(results: list[Result], settings: Settings) -> None:
     )
     if not overhead_met or grown:
         print("(Not an error exit: timings on a shared machine are noisy; re-run to confirm.)")
+
+
+RERUN_CELL = (
+    "_rerun_model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8), "
+    "keras.layers.Dense(1)])"
+)
+
+
+def report_rerun_path(shell: Any, count: int) -> None:
+    """A re-run that re-binds a model: with tfmagic it looks like growth until the old
+    model (a reference cycle) is collected, so tfmagic collects once before recording."""
+    without: list[float] = []
+    with_tfmagic: list[float] = []
+    loaded_now = True  # as report() leaves it
+    for i in range(count):
+        for loaded in (i % 2 == 0, i % 2 == 1):  # alternate which state goes first
+            if loaded != loaded_now:
+                set_loaded(shell, loaded)
+                loaded_now = loaded
+            run(shell, RERUN_CELL)  # the first run of this cell in this state
+            start = time.perf_counter()
+            run(shell, RERUN_CELL)
+            (with_tfmagic if loaded else without).append(time.perf_counter() - start)
+    if not loaded_now:
+        set_loaded(shell, True)
+    a, b = statistics.median(without) * 1e3, statistics.median(with_tfmagic) * 1e3
+    print(
+        f"\nre-run of a model cell ({count} each, medians): without tfmagic {a:.1f} ms, "
+        f"with {b:.1f} ms (+{b - a:.1f} ms: one collection on this growing re-run path only)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -283,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"measured {scenario.name}{setup}", flush=True)
 
     report(results, settings)
+    report_rerun_path(shell, 4 if args.quick else 20)
     print(f"\nTotal time: {time.perf_counter() - started:.0f} s")
     return 0
 
