@@ -129,36 +129,68 @@ def is_out_of_memory(error: BaseException) -> bool:
     return "ResourceExhaustedError" in names or "OOM when allocating" in str(error)
 
 
-def out_of_memory(report: MemoryReport, top: int = 3) -> list[str]:
+_OOM_REQUEST = re.compile(r"OOM when allocating tensor with shape\[([\d, ]*)\] and type (\w+)")
+_DTYPE_BYTES = {
+    "float": 4, "double": 8, "half": 2, "bfloat16": 2, "int8": 1, "uint8": 1, "int16": 2,
+    "uint16": 2, "int32": 4, "uint32": 4, "int64": 8, "uint64": 8, "bool": 1,
+    "complex64": 8, "complex128": 16,
+}  # fmt: skip
+
+
+def requested_bytes(error: BaseException) -> int | None:
+    """What the failed allocation asked for, from TF's ``OOM when allocating tensor with
+    shape[...] and type ...`` message; None when the message does not say."""
+    match = _OOM_REQUEST.search(str(error))
+    if match is None or match.group(2) not in _DTYPE_BYTES:
+        return None
+    elements = 1
+    for dim in filter(None, (d.strip() for d in match.group(1).split(","))):
+        elements *= int(dim)
+    return elements * _DTYPE_BYTES[match.group(2)]
+
+
+def out_of_memory(
+    report: MemoryReport, error: BaseException | None = None, top: int = 3
+) -> list[str]:
     """The cell runs holding the most TF memory now, whether each is stale, and the fix."""
     from tfmagic.render import fmt_bytes
 
     in_use = ", ".join(f"{d.device} {fmt_bytes(d.current)}" for d in report.devices)
     head = "tfmagic: TensorFlow ran out of memory" + (f" ({in_use} in use)" if in_use else "")
+    wanted = requested_bytes(error) if error is not None else None
+    total = sum(d.current for d in report.devices)
     rows = [r for r in report.rows if r.variable_bytes][:top]
     holders = [_holder(r) for r in rows]
     holders += [f"`{n}` (a tensor, {fmt_bytes(b)})" for n, b in report.named_tensors[:top]]
     if report.last_error is not None:
         holders.append(report.last_error.summary())
-    if not holders:
-        return [f"{head}; no live variables or named tensors hold much of it."]
-    lines = [f"{head}. Most of it is held by {'; '.join(holders)}."]
-    named = [n for r in rows if not r.stale for n in r.names]
-    named += [n for n, _ in report.named_tensors[:top]]
+    if holders:
+        lines = [f"{head}. Most of it is held by {'; '.join(holders)}."]
+    else:
+        lines = [f"{head}; no live variables or named tensors hold much of it."]
     fixes = []
+    if wanted is not None and wanted > total:
+        fixes.append(
+            f"the failed allocation alone asks for {fmt_bytes(wanted)}, more than all TF memory "
+            "in use now: unless the device has that much room, make that tensor smaller (a "
+            "smaller batch, shape or dtype) or check the shape it was given"
+        )
     if any(r.stale or not r.names for r in rows) or report.last_error is not None:
         fixes.append(
             "%tf_reset frees what only the output history (Out[N], _) or an error's traceback "
             "keeps" + (", the stale runs among them" if report.stale_rows else "")
         )
+    named = [n for r in rows if not r.stale for n in r.names]
+    named += [n for n, _ in report.named_tensors[:top]]
     if named:
         shown = ", ".join(dict.fromkeys(named))
         fixes.append(
             f"your names {shown} hold the rest: `del` the ones you no longer need first "
             "(or %tf_reset --hard --keep NAME)"
         )
-    fixes.append("tfmagic.memory() shows what pins each")
-    return [*lines, "tfmagic: " + "; ".join(fixes) + "."]
+    if holders:
+        fixes.append("tfmagic.memory() shows what pins each")
+    return [*lines, "tfmagic: " + "; ".join(fixes) + "."] if fixes else lines
 
 
 def _holder(row: MemoryRow) -> str:

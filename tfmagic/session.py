@@ -207,7 +207,7 @@ class Session:
             from tfmagic import hints
 
             if hints.is_out_of_memory(error):
-                for line in hints.out_of_memory(self.memory(pins=False)):
+                for line in hints.out_of_memory(self.memory(pins=False), error):
                     print(line, file=sys.stderr)
 
     def _remember_isolated_outputs(self, record: CellRecord, result: ExecutionResult) -> None:
