@@ -90,6 +90,23 @@ def test_reading_memory_and_peaks_never_initialises_the_runtime():
     assert all(p == {} for p in out["result"]["peaks"])
 
 
+@pytest.mark.fast
+def test_peak_is_a_graph_stats_column_in_text_and_html(shell, run):
+    run("tf.zeros((1,));")
+    first, _ = run("_t = tf.zeros((200 * 2**20 // 4,))\ndel _t  # peak column")
+    stats = shell.run_line_magic("tf_graph_stats", "-n 1 -o")
+    text = str(stats)
+    header, _, row = text.splitlines()[1:4]
+    assert "TF peak" in header
+    peak = last_record().peak_memory["CPU:0"]
+    from tfmagic.render import fmt_bytes
+
+    assert fmt_bytes(peak) in row and row.startswith(f"{first.execution_count} ")
+    html_text = stats._repr_html_()
+    assert f'<td class="m-peak_memory" title="CPU:0 {fmt_bytes(peak)}">' in html_text
+    assert stats.to_dict()["cells"][0]["peak_memory"] == {"CPU:0": peak}
+
+
 # -- 2. %tf_memory ---------------------------------------------------------------------
 @pytest.mark.fast
 def test_rerun_model_cell_first_run_is_stale_with_its_bytes_and_out_pin(shell, run):
@@ -379,3 +396,44 @@ def test_gpu_peak_memory_and_the_physical_devices_hint():
     if config["error"] is not None:  # already on (e.g. TF_FORCE_GPU_ALLOW_GROWTH) is no error
         assert "Physical devices cannot be modified after being initialized" in config["error"]
         assert "tfmagic: TensorFlow's runtime has already started" in config["stderr"]
+
+
+# -- 5. the dashboard's memory panel ------------------------------------------------------
+@pytest.mark.fast
+def test_dashboard_memory_panel_next_to_reset_marks_stale_runs(shell, run):
+    from IPython.utils.capture import capture_output
+
+    from tfmagic import dashboard_widget, extension
+    from tfmagic.render import fmt_bytes
+
+    session = extension.loaded()
+    cell = "keras.Sequential([keras.Input((32,)), keras.layers.Dense(4096)])  # dashboard panel"
+    try:
+        with capture_output():
+            session.show_dashboard(widgets=True)
+        board = session.dashboard
+        assert isinstance(board, dashboard_widget.Dashboard)
+        run("tf.zeros((1,));")
+        first = run(cell)[0].execution_count  # not the result: it holds the model
+        run(cell)
+        run("_t = tf.zeros((100 * 2**20 // 4,))\ndel _t")
+        panel = board.memory.value
+        # Next to the Reset button: the panel is the widget right before the button bar.
+        children = list(board.root.children)
+        bar = children[children.index(board.memory) + 1]
+        assert board.buttons["reset"] in bar.children
+        assert '<tr data-device="CPU:0">' in panel
+        peak = last_record().peak_memory["CPU:0"]
+        assert peak >= 100 * MiB and "highest peak" in panel
+        assert f"<td>{fmt_bytes(peak)}</td>" in panel  # the last run's peak
+        first_run = f"<td>{first}</td><td>1</td>"
+        assert first_run in panel
+        assert "tfm-stale-row" in panel.split(first_run)[0].rsplit("<tr", 1)[1]
+        assert "Reset drops the output-history and traceback pins" in panel
+        text = board.text()
+        assert "TF memory:" in text and "(stale)" in text
+        # Reset frees the stale run: the panel no longer lists it.
+        board.reset()
+        assert first_run not in board.memory.value
+    finally:
+        session.close_dashboard("test over")

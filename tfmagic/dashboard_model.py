@@ -19,12 +19,14 @@ from tfmagic.probe import Snapshot
 from tfmagic.render import STYLE, esc
 
 if TYPE_CHECKING:
+    from tfmagic.memory_report import MemoryReport
     from tfmagic.records import CellRecord
     from tfmagic.reset_state import ResetReport
 
 CHART_POINTS = 50  # cell runs (and resets) the chart keeps
 TABLE_ROWS = 15  # cell runs the per-cell table shows
 TEXT_ROWS = 10  # cell runs the text view shows
+MEMORY_TOP = 5  # cell runs the memory panel lists as holding the most TF memory
 
 Kind = Literal["run", "rerun", "grew", "reset"]
 
@@ -101,6 +103,9 @@ class DashboardModel:
         self.now = now
         self.change = now - now  # all zero
         self.cause = "No cell has run since tracking started."
+        # Who holds TF memory now (``Session.memory(pins=False)``: no walk), fed by the
+        # widget after each update; None until then.
+        self.memory: MemoryReport | None = None
 
     @classmethod
     def from_history(
@@ -198,6 +203,135 @@ def table_html(model: DashboardModel) -> str:
     """The ``%tf_graph_stats`` table of the last runs, newest first (no scrolling to see it)."""
     heading = '<div class="tfm-h">Per cell, newest first (as <code>%tf_graph_stats</code>)</div>'
     return wrap(heading + render.stats_html(reversed(model.records), model.now), "tfm-table")
+
+
+def memory_series(records: Iterable[CellRecord]) -> dict[str, list[tuple[int, int | None]]]:
+    """Per device, over the given runs: (bytes in use after the run, its peak or None)."""
+    series: dict[str, list[tuple[int, int | None]]] = {}
+    records = list(records)
+    devices = dict.fromkeys(d for r in records for d in (*r.after.memory, *r.peak_memory))
+    for device in devices:
+        series[device] = [
+            (r.after.memory.get(device, 0), r.peak_memory.get(device)) for r in records
+        ]
+    return series
+
+
+def _bars(values: Sequence[int | None], top: int) -> str:
+    """A sparkline on a scale from 0 to ``top`` (shared by a device's two series)."""
+    if top <= 0:
+        return _BARS[0] * len(values)
+    last = len(_BARS) - 1
+    return "".join(" " if v is None else _BARS[round(v / top * last)] for v in values)
+
+
+def memory_rows(model: DashboardModel) -> list[tuple[str, str, str, str, str]]:
+    """Per device: name, in use now, last run's peak, highest peak shown (where), and the
+    in-use / peak sparklines over the table's runs."""
+    from tfmagic.metrics import fmt_bytes
+
+    records = list(model.records)
+    series = memory_series(records)
+    rows = []
+    for device in dict.fromkeys([*series, *model.now.memory]):
+        values = series.get(device, [])
+        peaks = [p for _, p in values if p is not None]
+        top = max([*(c for c, _ in values), *peaks, 0])
+        now = model.now.memory.get(device, values[-1][0] if values else 0)
+        last_peak = values[-1][1] if values else None
+        highest = ""
+        if peaks:
+            best = max(range(len(values)), key=lambda i: values[i][1] or -1)
+            where = records[best].execution_count
+            highest = f"{fmt_bytes(max(peaks))} (In[{'?' if where is None else where}])"
+        in_use, peak = _bars([c for c, _ in values], top), _bars([p for _, p in values], top)
+        spark = f"in use {in_use}  peak {peak}"
+        rows.append(
+            (
+                device,
+                fmt_bytes(now),
+                "" if last_peak is None else fmt_bytes(last_peak),
+                highest,
+                spark,
+            )
+        )
+    return rows
+
+
+def memory_html(model: DashboardModel) -> str:
+    """Per device in use and peak over the last runs, then the cell runs holding the most
+    TF memory now (stale ones marked): what the Reset button next to it would free."""
+    from tfmagic.metrics import fmt_bytes
+
+    heading = '<div class="tfm-h">TF memory (as <code>%tf_memory</code>)</div>'
+    devices = memory_rows(model)
+    if not devices:
+        body = "<p>No allocator stats yet (TensorFlow's runtime is not initialised).</p>"
+    else:
+        body = (
+            '<table class="tfmagic-stats tfm-mem-devices"><thead><tr><th class="l">device</th>'
+            "<th>in use</th><th>last run's peak</th><th>highest peak</th>"
+            f'<th class="l">over the last {len(model.records)} runs</th></tr></thead><tbody>'
+            + "".join(
+                f'<tr data-device="{esc(d)}"><td class="l">{esc(d)}</td><td>{esc(now)}</td>'
+                f'<td>{esc(peak)}</td><td>{esc(high)}</td><td class="l">{esc(spark)}</td></tr>'
+                for d, now, peak, high, spark in devices
+            )
+            + "</tbody></table>"
+        )
+    report = model.memory
+    if report is not None and report.rows:
+        rows = report.rows[:MEMORY_TOP]
+        body += (
+            '<div class="tfm-k">Cell runs holding the most (live variables):</div>'
+            '<table class="tfmagic-stats tfm-mem-cells"><thead><tr><th>In</th><th>run</th>'
+            '<th class="l">cell</th><th>vars</th><th>bytes</th><th class="l"></th>'
+            "</tr></thead><tbody>"
+        )
+        for row in rows:
+            count = "" if row.execution_count is None else str(row.execution_count)
+            run = (
+                "" if row.run_index is None else (f"↻{row.run_index}" if row.run_index > 1 else "1")
+            )
+            mark = "stale" if row.stale else ", ".join(row.names)
+            css = ' class="grew tfm-stale-row"' if row.stale else ""
+            body += (
+                f"<tr{css}><td>{esc(count)}</td><td>{esc(run)}</td>"
+                f'<td class="l cut cell" title="{esc(row.label)}">{esc(row.label)}</td>'
+                f"<td>{row.variables}</td><td>{esc(fmt_bytes(row.variable_bytes))}</td>"
+                f'<td class="l">{esc(mark)}</td></tr>'
+            )
+        body += "</tbody></table>"
+        if report.stale_rows:
+            body += (
+                '<div class="tfm-legend">stale: no name of yours reaches them; Reset drops '
+                "the output-history and traceback pins that keep them (tfmagic.memory() "
+                "lists the pins).</div>"
+            )
+    if report is not None and report.last_error is not None:
+        body += f'<div class="tfm-legend">{esc(str(report.last_error))}</div>'
+    return wrap(heading + body, "tfm-memory")
+
+
+def memory_text(model: DashboardModel) -> list[str]:
+    """The memory panel as text lines."""
+    from tfmagic.metrics import fmt_bytes
+
+    lines = []
+    for device, now, peak, high, spark in memory_rows(model):
+        lines.append(
+            f"  {device}: in use {now}, last run's peak {peak or 'n/a'}, highest {high or 'n/a'}"
+            f"  {spark}"
+        )
+    report = model.memory
+    if report is not None:
+        for row in report.rows[:MEMORY_TOP]:
+            mark = " (stale)" if row.stale else (f" ({', '.join(row.names)})" if row.names else "")
+            lines.append(
+                f"  {row.where} {row.label}: {row.variables} vars, "
+                f"{fmt_bytes(row.variable_bytes)}{mark}"
+            )
+    return ["TF memory:", *lines] if lines else []
 
 
 def stale_html(lines: Sequence[str] | None) -> str:
@@ -377,5 +511,6 @@ def text_view(model: DashboardModel, rows: int = TEXT_ROWS) -> str:
         lines.append(
             f"  {h.title.ljust(width)}  {h.value.rjust(value_width)}  {h.change:>11}  {spark}"
         )
+    lines += memory_text(model)
     lines.append(render.stats_text(list(model.records)[-rows:], model.now))
     return "\n".join(line.rstrip() for line in lines)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from IPython.core.interactiveshell import ExecutionResult
     from ipywidgets import Widget
 
+    from tfmagic.memory_report import MemoryReport
     from tfmagic.records import CellRecord
     from tfmagic.reset_state import ResetReport
     from tfmagic.session import Session
@@ -56,6 +57,7 @@ def show(session: Session, widgets: bool | None = None) -> Dashboard | None:
         widgets = has_widget_frontend(session.shell)
     if not widgets:
         model = dm.DashboardModel.from_history(tracker.history, tracker.probe())
+        model.memory = _memory_report(session)
         print(dm.text_view(model))
         return None
     from IPython.display import display
@@ -63,6 +65,18 @@ def show(session: Session, widgets: bool | None = None) -> Dashboard | None:
     dashboard = Dashboard(session)
     display(dashboard)
     return dashboard
+
+
+def _memory_report(session: Session) -> MemoryReport | None:
+    """Who holds TF memory now, without a walk or a collection; None if it fails (the
+    dashboard still shows the rest)."""
+    try:
+        return session.memory(pins=False)
+    except Exception as exc:  # noqa: BLE001 - the panel is optional, the dashboard is not
+        from tfmagic import incidents
+
+        incidents.record("dashboard memory panel", exc)
+        return None
 
 
 def _tracker_of(session: Session) -> CellTracker:
@@ -104,6 +118,7 @@ class Dashboard:
         self.headline = w.HTML()
         self.chart = w.HTML()
         self.table = w.HTML()
+        self.memory = w.HTML()  # right above the Reset button: what it would free
         self.stale = w.HTML(STALE_PROMPT)
         self.output = w.Output(layout=w.Layout(max_height="260px", overflow="auto"))
         self.output.add_class("tfm-output")
@@ -152,6 +167,7 @@ class Dashboard:
                 self.headline,
                 self.chart,
                 self.table,
+                self.memory,
                 bar,
                 self.confirm_box,
                 self.stale,
@@ -205,6 +221,8 @@ class Dashboard:
         self.headline.value = dm.headline_html(self.model)
         self.chart.value = dm.chart_svg(list(self.model.points))
         self.table.value = dm.table_html(self.model)
+        self.model.memory = _memory_report(self.session)
+        self.memory.value = dm.memory_html(self.model)
 
     def text(self) -> str:
         return dm.text_view(self.model)

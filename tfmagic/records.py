@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from tfmagic.metrics import metric
 from tfmagic.probe import Snapshot
 
 
 @dataclass(frozen=True)
 class CellRecord:
-    """One run of one cell and what it did to TF state."""
+    """One run of one cell and what it did to TF state.
+
+    Its own metrics (declared like ``Snapshot``'s, shown as their value, not a change):
+    ``peak_memory``, the peak TF allocator bytes per device during the run (devices with
+    allocator stats only; empty when c.TFMagics.track_peak_memory is off or TF's
+    runtime was not initialised).
+    """
 
     execution_count: int | None
     cell_key: str
@@ -24,9 +31,7 @@ class CellRecord:
     raised: bool
     error: str | None = None
     isolated: bool = False
-    # Peak TF allocator bytes per device during the run (devices with stats only; empty
-    # when c.TFMagics.track_peak_memory is off or the runtime was not initialised).
-    peak_memory: Mapping[str, int] = field(default_factory=dict)
+    peak_memory: Mapping[str, int] = metric("TF peak", unit="bytes", per="device")
 
     @cached_property
     def delta(self) -> Snapshot:

@@ -125,14 +125,34 @@ def _metric_column(m: Metric) -> Column:
     )
 
 
+def _record_metric_column(m: Metric) -> Column:
+    """A metric of the run itself (``CellRecord.peak_memory``): its value, not a change."""
+    return Column(
+        header=m.header,
+        cell=lambda r: m.now_text(r) if m.measured(r) else "",
+        shown=m.table,
+        css=f"m-{m.key}",
+        title=(lambda r: parts_text(m, r)) if m.per else None,
+    )
+
+
+def parts_text(m: Metric, obj: Any) -> str:
+    """``CPU:0 256.0 MiB GPU:0 1.2 GiB``: a mapping metric's entries, unsigned."""
+    return " ".join(f"{k} {m.fmt(v)}" for k, v in m.parts(obj).items())
+
+
 @functools.cache
-def columns(metrics: tuple[Metric, ...]) -> tuple[Column, ...]:
-    """Every column of the per-cell table: the record's, then one per metric."""
+def columns(
+    metrics: tuple[Metric, ...], record_metrics: tuple[Metric, ...] = ()
+) -> tuple[Column, ...]:
+    """Every column of the per-cell table: the record's, one per snapshot metric (its
+    change), then one per metric of the run itself (its value)."""
     return (
         Column("In", lambda r: "" if r.execution_count is None else str(r.execution_count)),
         Column("run", run_mark),
         Column("cell", lambda r: r.label, left=True, css="cell", title=cell_title, cut=True),
         *(_metric_column(m) for m in metrics if m.table != "never"),
+        *(_record_metric_column(m) for m in record_metrics if m.table != "never"),
         Column("time", lambda r: f"{r.duration * 1000:.0f} ms"),
         Column("status", status, left=True, shown="changed", css="status", cut=True),
     )
@@ -140,7 +160,10 @@ def columns(metrics: tuple[Metric, ...]) -> tuple[Column, ...]:
 
 def table(records: Sequence[CellRecord]) -> tuple[list[Column], list[list[str]]]:
     """The columns worth showing and one row of cells per record, as long as the columns."""
-    every = columns(declared(type(records[0].delta))) if records else columns(())
+    if records:
+        every = columns(declared(type(records[0].delta)), declared(type(records[0])))
+    else:
+        every = columns(())
     cells = [[col.cell(r) for col in every] for r in records]
     keep = [
         i
