@@ -2,7 +2,8 @@
 
 A real ``InteractiveShell`` with TF, Keras and a model times ``run_cell("pass")`` with
 ``%load_ext tfmagic`` and after ``%unload_ext``, alternating batch by batch, in four
-heaps (baseline, +10^4 and +10^6 objects, +10^4 tf.Variables); and ``snapshot()`` alone.
+heaps (baseline, +10^4 and +10^6 objects, +10^4 tf.Variables); ``snapshot()`` alone; and
+peak tracking on vs off (c.TFMagics.track_peak_memory: a counter reset and read per cell).
 Then the re-run path: a cell that re-binds a model (the old one becomes garbage), where
 tfmagic collects once before recording so that its note only calls reachable state alive.
 Read: per row, median ms without/with and their difference (the per-cell cost, target
@@ -256,6 +257,39 @@ def report_rerun_path(shell: Any, count: int) -> None:
     )
 
 
+def report_peak_tracking(shell: Any, settings: Settings) -> None:
+    """The same ``pass`` cells with c.TFMagics.track_peak_memory on and off (tfmagic loaded,
+    TF's runtime up, so each cell resets and reads every device's peak counter)."""
+    from tfmagic.frameworks import tf_core
+
+    def set_peak(on: bool) -> None:
+        shell.run_line_magic("config", f"TFMagics.track_peak_memory = {on}")
+
+    times: dict[bool, list[float]] = {True: [], False: []}
+    differences = []
+    for batch in range(settings.batches):
+        medians = {}
+        for on in (False, True) if batch % 2 == 0 else (True, False):
+            set_peak(on)
+            time_cells(shell, settings.warmup)
+            batch_times = time_cells(shell, settings.cells)
+            times[on].extend(batch_times)
+            medians[on] = statistics.median(batch_times)
+        differences.append(medians[True] - medians[False])
+    set_peak(True)
+    calls = time_calls(
+        lambda: (tf_core.reset_peak_memory(), tf_core.peak_memory_by_device()),
+        settings.snapshot_calls,
+    )
+    off, on = statistics.median(times[False]) * 1e3, statistics.median(times[True]) * 1e3
+    devices = ", ".join(tf_core.peak_memory_by_device()) or "none"
+    print(
+        f"\npeak tracking ({devices}), median per cell: off {off:.3f} ms, on {on:.3f} ms "
+        f"({on - off:+.3f} ms; batches {min(differences) * 1e3:+.3f}..{max(differences) * 1e3:+.3f}"
+        f" ms); reset + read alone {statistics.median(calls) * 1e6:.1f} µs"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few repetitions (smoke test)")
@@ -290,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"measured {scenario.name}{setup}", flush=True)
 
     report(results, settings)
+    report_peak_tracking(shell, settings)
     report_rerun_path(shell, 4 if args.quick else 20)
     print(f"\nTotal time: {time.perf_counter() - started:.0f} s")
     return 0
