@@ -190,10 +190,12 @@ class TFMagics(Magics):
     def tf_reset(self, line: str = "") -> ResetReport | None:
         """Reset TF/Keras state as well as a kernel restart would, keeping your work.
 
-        Drops output-history pins of TF objects, closes open tf.compat.v1 sessions,
-        resets the TF1 default graph, clears each Keras flavour's session (keeping the
-        dtype policy, floatx and random seed; new layers never reuse a live layer's
-        name) and collects garbage. Names you bound to models stay bound and alive.
+        Drops output-history pins of TF objects and the last error's traceback (its
+        failing frames keep their locals alive; %tb has nothing to show afterwards),
+        closes open tf.compat.v1 sessions, resets the TF1 default graph, clears each
+        Keras flavour's session (keeping the dtype policy, floatx and random seed; new
+        layers never reuse a live layer's name) and collects garbage. Names you bound to
+        models stay bound and alive.
         Examples::
 
             %tf_reset                   # keep every name you bound

@@ -1,6 +1,7 @@
 """``reset()`` (``%tf_reset``): TF/Keras state back to a fresh start, keeping user work.
 
-In order: drop output-history pins of TF objects; with ``hard``, delete user names bound
+In order: drop output-history pins of TF objects and the last error's traceback
+(``last_error.drop``); with ``hard``, delete user names bound
 to TF objects; close open sessions; reset the TF1 default graph (keeping its seed);
 clear each Keras flavour's session state (keeping the dtype policy and random seed) and
 re-seed its name counters past the names of layers still alive; clear the eager kernel
