@@ -163,7 +163,9 @@ def drop(shell: Any, dry_run: bool = False) -> str | None:
             delattr(sys, name)
     if shell is not None:
         for handler in (getattr(shell, "InteractiveTB", None), getattr(shell, "SyntaxTB", None)):
-            if isinstance(getattr(handler, "tb", None), types.TracebackType):
+            if handler is not None and isinstance(
+                getattr(handler, "tb", None), types.TracebackType
+            ):
                 handler.tb = None
         result = getattr(shell, "last_execution_result", None)
         if result is not None and last.error is not None:
