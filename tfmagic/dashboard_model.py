@@ -294,10 +294,10 @@ def memory_html(model: DashboardModel) -> str:
                 "" if row.run_index is None else (f"↻{row.run_index}" if row.run_index > 1 else "1")
             )
             mark = "stale" if row.stale else ", ".join(row.names)
-            css = ' class="grew tfm-stale-row"' if row.stale else ""
+            css = ' class="tfm-stale-row"' if row.stale else ""
             body += (
                 f"<tr{css}><td>{esc(count)}</td><td>{esc(run)}</td>"
-                f'<td class="l cut cell" title="{esc(row.label)}">{esc(row.label)}</td>'
+                f'<td class="l cut tfm-label" title="{esc(row.label)}">{esc(row.label)}</td>'
                 f"<td>{row.variables}</td><td>{esc(fmt_bytes(row.variable_bytes))}</td>"
                 f'<td class="l">{esc(mark)}</td></tr>'
             )

@@ -47,7 +47,7 @@ table.tfmagic-stats{border-collapse:collapse}
 table.tfmagic-stats td,table.tfmagic-stats th{padding:2px 6px;text-align:right;
 font-family:monospace;white-space:nowrap;vertical-align:top;line-height:1.35}
 table.tfmagic-stats td.l,table.tfmagic-stats th.l{text-align:left}
-table.tfmagic-stats tr.grew td{background:#fff3cd}
+table.tfmagic-stats tr.grew td,table.tfmagic-stats tr.tfm-stale-row td{background:#fff3cd}
 table.tfmagic-stats tr.raised td.status{color:#b00020}
 .tfm-root{font-family:var(--jp-ui-font-family,sans-serif);font-size:12px;line-height:1.35;
 min-width:0;max-width:100%}
