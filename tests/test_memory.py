@@ -139,6 +139,19 @@ def test_rerun_model_cell_first_run_is_stale_with_its_bytes_and_out_pin(shell, r
 
 
 @pytest.mark.fast
+def test_attribution_by_cell_never_walks_the_heap(run, monkeypatch):
+    run("walk_check = keras.Sequential([keras.Input((8,)), keras.layers.Dense(8)])")
+
+    def forbidden(*args: object) -> None:
+        raise AssertionError("memory(pins=False) walked or collected the heap")
+
+    for name in ("get_objects", "get_referrers", "get_referents", "collect"):
+        monkeypatch.setattr(gc, name, forbidden)
+    report = tfmagic.memory(pins=False)
+    assert "walk_check" in {n for r in report.rows for n in r.names}
+
+
+@pytest.mark.fast
 def test_tf_memory_displays_and_refuses_unknown_options(shell, run):
     _, captured = run("%tf_memory")
     assert "TF memory now" in captured.outputs[0].data["text/plain"]
