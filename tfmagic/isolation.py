@@ -12,14 +12,13 @@ and finally collects the garbage the previous run became.
 from __future__ import annotations
 
 import contextlib
-import gc
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tfmagic import naming
-from tfmagic.frameworks import tf1, tf_core
+from tfmagic import collector, naming
+from tfmagic.frameworks import tf1
 from tfmagic.outputs import drop_output_pins
 from tfmagic.registry import REGISTRY, Registry
 
@@ -49,10 +48,11 @@ class Isolation:
 
     @contextlib.contextmanager
     def run(
-        self, cell_key: str, shell: Any = None, clean_names: bool = False
+        self, cell_key: str, shell: Any = None, clean_names: bool = False, collect: bool = True
     ) -> Iterator[CellState]:
         """``clean_names``: start every run from empty Keras name counters (as a fresh
-        import would see them) instead of the counters of the first run."""
+        import would see them) instead of the counters of the first run. ``collect=False``:
+        the caller collects the previous run's garbage itself (once, with its own)."""
         state = self.cells.get(cell_key)
         rerun = state is not None
         if state is None:
@@ -86,10 +86,10 @@ class Isolation:
                 state.own_layers = naming.live_layer_ids(self.registry) - layers_before
         # Later cells continue past every name either side used.
         naming.set_counters(naming.larger(outer_names, inner_names))
-        if rerun:
-            gc.collect()  # the previous run's objects are cyclic garbage now
-            if tf_core.is_imported() and tf_core.prune_dead_custom_gradients():
-                gc.collect()  # the traced graphs TF's gradient registry still held
+        if rerun and collect:
+            # The previous run's objects are cyclic garbage now, and so are the traced
+            # graphs TF's gradient registry held for them once its entries are pruned.
+            collector.collect_and_prune()
 
     def _release(self, state: CellState, shell: Any) -> None:
         previous = state.output_objects()

@@ -15,7 +15,6 @@ the tf.functions that cell called.
 
 from __future__ import annotations
 
-import gc
 import sys
 import types
 from collections import deque
@@ -23,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from tfmagic import births, last_error, render
+from tfmagic import births, collector, last_error, render
 from tfmagic.births import Birth
 from tfmagic.frameworks import tf_core
 from tfmagic.outputs import UNDERSCORES
@@ -49,7 +48,7 @@ class StaleObject:
 def stale(shell: Any, runs_of: RunsOf, registry: Registry = REGISTRY) -> list[StaleObject]:
     if "tensorflow" not in sys.modules:
         return []
-    gc.collect()  # what is merely unreachable is not stale, just not collected yet
+    collector.collect()  # what is merely unreachable is not stale, just not collected yet
     bound = births.user_names(shell)
     found: dict[int, tuple[str, Any, Birth]] = {}
     for live in registry.kinds:

@@ -10,7 +10,6 @@ running sum kept up to date by the weak-reference callbacks.
 from __future__ import annotations
 
 import functools
-import gc
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -154,12 +153,15 @@ def seed_from_heap(kinds: dict[type, Callable[[Any], None]]) -> None:
     Runs once, and only when tfmagic is loaded after TensorFlow was imported; the
     per-cell path never walks the heap. An exact-type set lookup instead of
     ``isinstance`` keeps it fast: TF's abstract base classes make isinstance slow.
+    Frozen objects (``gc.freeze()``), which ``gc.get_objects()`` does not list, are seen too.
     """
+    from tfmagic import collector
+
     handlers: dict[type, list[Callable[[Any], None]]] = {}
     for cls, on_new in kinds.items():
         for sub in _with_subclasses(cls):
             handlers.setdefault(sub, []).append(on_new)
-    for obj in gc.get_objects():
+    for obj in collector.every_object():
         for on_new in handlers.get(type(obj), ()):
             on_new(obj)
 

@@ -9,7 +9,6 @@ one of the module's attributes is re-bound to the new value.
 
 from __future__ import annotations
 
-import gc
 import importlib
 import sys
 import time
@@ -17,7 +16,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from tfmagic import frameworks, probe, render
+from tfmagic import collector, frameworks, probe, render
 from tfmagic.errors import ArgumentError
 from tfmagic.isolation import Isolation
 from tfmagic.outputs import drop_output_pins, user_items
@@ -75,14 +74,16 @@ def reload(name: str, shell: Any, isolation: Isolation) -> ReloadReport:
     before = probe.snapshot()
     # Like an isolated cell: a fresh graph in TF1 graph mode, the previous reload's
     # sessions closed; and Keras names counted from zero, as on the first import.
-    with isolation.run(f"module {name}", shell, clean_names=True):
+    with isolation.run(f"module {name}", shell, clean_names=True, collect=False):
         module = importlib.reload(module)
     for user_name, attr in bindings.items():
         if hasattr(module, attr):
             user_ns[user_name] = getattr(module, attr)
     if shell is not None:
         drop_output_pins(shell, lambda value: id(value) in old_values)
-    gc.collect()  # on demand (%tf_reload), never per cell: the old objects are cycles
+    # On demand (%tf_reload), never per cell; one collection for the old objects (cycles)
+    # and the previous reload's, which the isolated run left to this one.
+    collector.collect_and_prune()
     return ReloadReport(
         module=name,
         before=before,

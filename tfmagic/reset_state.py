@@ -10,14 +10,13 @@ cache; collect garbage. Inside a nested graph it skips what would assert, and sa
 
 from __future__ import annotations
 
-import gc
 import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tfmagic import frameworks, last_error, naming, probe, render
+from tfmagic import collector, frameworks, last_error, naming, probe, render
 from tfmagic.errors import ArgumentError
 from tfmagic.frameworks import tf1, tf_core
 from tfmagic.outputs import drop_output_pins, output_pins, user_items
@@ -150,11 +149,9 @@ def reset(
     report.actions.append("eager kernel cache cleared")
     if not dry_run:
         tf_core.clear_kernel_cache()
-        gc.collect()  # first, so that the variables of dropped models are dead
-        pruned = tf_core.prune_dead_custom_gradients()
+        pruned = collector.collect_and_prune()  # dropped models, then what TF's entries held
         if pruned:
             report.actions.append(f"{pruned} leaked custom-gradient entries pruned")
-            gc.collect()  # what those entries held
         if not nested:
             naming.reserve_live_names(registry)  # after the collection: only names still alive
         report.after = probe.snapshot(registry)

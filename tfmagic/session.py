@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from tfmagic import frameworks, probe
+from tfmagic import collector, frameworks, probe
 from tfmagic.errors import ArgumentError
 from tfmagic.isolation import CellState, Isolation
 from tfmagic.records import CellRecord
@@ -46,10 +46,14 @@ class Session:
         self.tracker = CellTracker(shell) if shell is not None else None
         self.dashboard: Dashboard | None = None
         self.warn_on_growth = True
+        self._freeze_imports = True
+        self._started = False
         self._isolated_this_cell: list[str] = []
 
     # -- lifetime ------------------------------------------------------------------
     def start(self) -> None:
+        collector.start(self.shell, self.registry, self._freeze_imports)
+        self._started = True
         frameworks.start_tracking(self.registry)
         if self.tracker is None:
             return
@@ -71,6 +75,9 @@ class Session:
             self.tracker.listeners.clear()
             self.registry.record_births(False)
         frameworks.stop_tracking()
+        if self._started:
+            collector.stop()  # unfreeze what tfmagic froze
+            self._started = False
 
     # -- the rules behind the magics, the twins and the buttons --------------------
     def history(self) -> list[CellRecord]:
@@ -148,6 +155,17 @@ class Session:
         )
 
     @property
+    def freeze_imports(self) -> bool:
+        """Keep TF's import out of the collections tfmagic runs (``collector``)."""
+        return self._freeze_imports
+
+    @freeze_imports.setter
+    def freeze_imports(self, on: bool) -> None:
+        self._freeze_imports = bool(on)
+        if self._started:
+            collector.set_enabled(self._freeze_imports)
+
+    @property
     def track_peak_memory(self) -> bool:
         """Reset the devices' peak counters before each cell (``CellRecord.peak_memory``)."""
         return self.tracker is not None and self.tracker.track_peak_memory
@@ -218,9 +236,7 @@ class Session:
 
 
 def _collect_garbage() -> None:
-    import gc
-
-    gc.collect()
+    collector.collect()
 
 
 def _never_ran(cell_key: str) -> int:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, Protocol
 
-from tfmagic import importwatch, incidents
+from tfmagic import collector, importwatch, incidents
 from tfmagic.frameworks import keras3, tf1, tf_core, tf_keras
 from tfmagic.registry import Registry, seed_from_heap
 
@@ -76,6 +76,8 @@ def start_tracking(registry: Registry) -> None:
     if already:
         seed_from_heap(already)
         _set_aside_internal_parts(registry)
+    if "tensorflow" in registry.installed:
+        collector.freeze_after_import()  # loaded after the import (seeded first): if clean
 
 
 def _set_aside_internal_parts(registry: Registry) -> None:
@@ -107,6 +109,7 @@ def _installing(
             for install in installers:
                 install(registry)
             registry.installed.add(name)
+            collector.freeze_after_import(name)  # what the import left: out of gc's way
         except Exception as exc:  # noqa: BLE001
             incidents.record(f"tracking {name}", exc)
 
@@ -131,6 +134,32 @@ def tf_types() -> tuple[type, ...]:
     for flavour in keras_flavours():
         types += flavour.tf_types()
     return types
+
+
+Slot = tuple[Callable[[], dict[str, Any]], str]  # (namespace now, name in it)
+
+
+def replaceable_state() -> list[Slot]:
+    """Process-global TF/Keras state that resets and ``clear_session()`` replace (the TF1
+    default graph, Keras 3's state trackers, tf_keras's graph and session): where each
+    lives, so that ``collector`` can tell when a frozen one was replaced yet not freed."""
+    slots: list[Slot] = []
+    if "tensorflow" in sys.modules:
+        from tensorflow.python.framework import ops
+
+        slots.append((lambda: vars(ops._default_graph_stack), "_global_default_graph"))
+    if "keras.src.backend.common.global_state" in sys.modules:
+        from keras.src.backend.common import global_state
+
+        for name in ("GLOBAL_STATE_TRACKER", "GLOBAL_SETTINGS_TRACKER"):
+            slots.append((lambda: vars(global_state), name))
+    if "tf_keras.src.backend" in sys.modules:
+        from tf_keras.src import backend
+
+        slots.append((lambda: vars(backend._GRAPH), "graph"))
+        slots.append((lambda: vars(backend._SESSION), "session"))
+        slots.append((lambda: vars(backend), "_GRAPH_LEARNING_PHASES"))
+    return slots
 
 
 def holds_tf_object(obj: object, types: tuple[type, ...] | None = None, depth: int = 2) -> bool:

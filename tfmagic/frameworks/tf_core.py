@@ -7,6 +7,8 @@ TensorFlow on its own.
 from __future__ import annotations
 
 import sys
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 from tfmagic.hooks import after_call, after_init
@@ -222,7 +224,16 @@ def prune_dead_custom_gradients() -> int:
 
 
 def _only_dead_graphs(function: Any, max_depth: int = 4) -> bool:
-    graphs = []
+    graphs, _ = _reach(function, max_depth)
+    return bool(graphs) and all(
+        bool(g._weak_variables) and all(ref() is None for ref in g._weak_variables) for g in graphs
+    )
+
+
+def _reach(function: Any, max_depth: int = 4) -> tuple[list[Any], list[Any]]:
+    """The traced graphs a gradient function's closures reach, and what else they hold."""
+    graphs: list[Any] = []
+    held: list[Any] = []
     seen: set[int] = set()
     todo = [(function, 0)]
     while todo:
@@ -234,6 +245,7 @@ def _only_dead_graphs(function: Any, max_depth: int = 4) -> bool:
         if hasattr(graph, "_weak_variables"):
             graphs.append(graph)
             continue
+        held.append(obj)
         if isinstance(obj, (list, tuple)):
             todo += [(item, depth + 1) for item in obj]
         for cell in getattr(obj, "__closure__", None) or ():
@@ -241,6 +253,87 @@ def _only_dead_graphs(function: Any, max_depth: int = 4) -> bool:
                 todo.append((cell.cell_contents, depth + 1))
             except ValueError:
                 continue  # an empty cell
-    return bool(graphs) and all(
-        g._weak_variables and all(ref() is None for ref in g._weak_variables) for g in graphs
-    )
+    return graphs, held
+
+
+_HELD_BY = "_tfmagic_custom_gradients"  # on a variable, while one collection runs
+
+
+class _Holder:
+    __slots__ = ("__weakref__", "function")
+
+    def __init__(self, function: Any) -> None:
+        self.function = function
+
+
+def collect_with_custom_gradients(collect: Callable[[], object]) -> tuple[int, int]:
+    """Run ``collect`` (one garbage collection) so that it also frees the traced graphs
+    of the leaked ``CustomGradient-N`` entries whose variables die in it.
+
+    Pruning needs the variables dead, so after a plain collection what the pruned
+    entries held (most of a trained model's objects) needs a second one. Instead, while
+    ``collect`` runs, the registry keeps only a weak proxy of each such entry's function
+    and the live variables of its graphs hold the function (an attribute on each): it is
+    garbage in the same pass exactly when all of them are. Afterwards the functions that
+    live go back and the attribute goes. Entries whose closures hold their own variables
+    (they would keep each other alive) are left to ``prune_dead_custom_gradients`` after
+    the collection. Returns (entries gone with the collection, entries pruned after it,
+    whose graphs only a further collection frees).
+    """
+    from tensorflow.python.framework import ops
+
+    registry = ops._gradient_registry._registry
+    handed = _hand_to_variables(registry)
+    try:
+        collect()
+    finally:
+        gone = _take_back(registry, handed)
+    return gone, prune_dead_custom_gradients()
+
+
+Handed = tuple[str, dict[str, Any], "weakref.ref[Any]", list["weakref.ref[Any]"]]
+
+
+def _hand_to_variables(registry: dict[str, Any]) -> list[Handed]:
+    handed: list[Handed] = []
+    for name, entry in list(registry.items()):
+        if not name.startswith("CustomGradient-"):
+            continue
+        function = entry.get("type")
+        graphs, held = _reach(function)
+        if not graphs or not all(g._weak_variables for g in graphs):
+            continue  # never pruned
+        live = {id(v): v for g in graphs for ref in g._weak_variables if (v := ref()) is not None}
+        if not live or any(id(o) in live or id(getattr(o, "_value", o)) in live for o in held):
+            continue  # all dead already, or held by the entry itself: pruned after
+        holder, attached = _Holder(function), []
+        try:
+            for variable in live.values():
+                vars(variable).setdefault(_HELD_BY, []).append(holder)
+                attached.append(variable)
+            refs = [weakref.ref(v) for v in live.values()]
+            handed.append((name, entry, weakref.ref(function), refs))
+            entry["type"] = weakref.proxy(function)
+        except TypeError:  # a variable without __dict__ or weak references: leave it
+            for variable in attached:
+                vars(variable)[_HELD_BY].remove(holder)
+            if handed and handed[-1][0] == name:
+                handed.pop()
+    return handed
+
+
+def _take_back(registry: dict[str, Any], handed: list[Handed]) -> int:
+    functions = [ref() for _, _, ref, _ in handed]  # strong again before any holder goes
+    for _, _, _, variables in handed:
+        for ref in variables:
+            variable = ref()
+            if variable is not None:
+                vars(variable).pop(_HELD_BY, None)
+    gone = 0
+    for (name, entry, _, _), function in zip(handed, functions, strict=True):
+        if function is not None:
+            entry["type"] = function
+        elif registry.get(name) is entry:
+            del registry[name]
+            gone += 1
+    return gone
