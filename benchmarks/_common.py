@@ -60,13 +60,14 @@ def table(rows: list[list[str]], headers: list[str]) -> str:
 
 # -- old vs new: the same work with tfmagic's freeze off and on, side by side --------------
 MODES = ("off", "on")  # c.TFMagics.freeze_imports: the old mechanism, then the new one
-FREEZE_OFF = "%config TFMagics.freeze_imports = False"
+FREEZE = {mode: f"%config TFMagics.freeze_imports = {mode == 'on'}" for mode in ("off", "on")}
 _MARK = "TFMAGIC-BENCH-REPLY:"
 
 
 def load_cells(mode: str, imports: str = "import tensorflow as tf\nimport keras") -> list[str]:
-    """``%load_ext tfmagic`` and the imports, with the freeze switched off for ``off``."""
-    return ["%load_ext tfmagic", *([FREEZE_OFF] if mode == "off" else []), imports]
+    """``%load_ext tfmagic``, the freeze switched off or (as by default) on, the imports:
+    the same cells in both modes, so that ``In[N]`` numbers match."""
+    return ["%load_ext tfmagic", FREEZE[mode], imports]
 
 
 def child_env() -> dict[str, str]:

@@ -193,6 +193,13 @@ def report(runs: dict[tuple[str, str], list[Run]], status: dict[str, Any]) -> No
         rows.append([label, ms(old), ms(new), ratio(new, old)])
     share = {mode: rerun("isolated", mode) / rerun("plain", mode) for mode in MODES}
     rows.append(["isolated / plain re-run", f"{share['off']:.2f}x", f"{share['on']:.2f}x", ""])
+    # tfmagic collects after a plain re-run that seems to grow, too: against one that
+    # does not, the isolated re-run pays its whole collection.
+    bare = {
+        mode: rerun("isolated", mode) / (rerun("plain", mode) - rerun("plain", mode, "gc_seconds"))
+        for mode in MODES
+    }
+    rows.append(["isolated / plain minus its GC", f"{bare['off']:.2f}x", f"{bare['on']:.2f}x", ""])
     print(f"\nTimings: medians of runs 2..{n} (ms); old = freeze_imports off, new = on.")
     print(table(rows, ["", "old", "new", "new/old"]))
 
@@ -224,8 +231,10 @@ def report(runs: dict[tuple[str, str], list[Run]], status: dict[str, Any]) -> No
     print()
     for what, ok in checks.items():
         print(f"Check: %%tf_isolated run {n} has the {what} of run 1: {'yes' if ok else 'NO'}")
-    verdict = "met" if share["on"] <= TARGET else "must met" if share["on"] < MUST else "NOT met"
-    print(f"Target: isolated re-run <= 1.1x (must < 1.3x) a plain re-run: {verdict}")
+    for label, ratios in (("a plain re-run", share), ("a plain re-run minus its GC", bare)):
+        new = ratios["on"]
+        verdict = "met" if new <= TARGET else "must met" if new < MUST else "NOT met"
+        print(f"Target: isolated re-run <= 1.1x (must < 1.3x) {label}: {verdict}")
     print(
         f"Collector (new, isolated): frozen {status['frozen']}, "
         f"{status['frozen_objects']:,} frozen objects, deep collections "

@@ -1,12 +1,12 @@
 """``%tf_reset`` against a kernel restart, with tfmagic's freeze off (the old way) and on.
 
-Two sessions (``freeze_imports`` off, on) bind one trained MLP ``kept`` (~4.8 MB with Adam
-state); each repetition pins ten more by ``Out[N]`` and times the cell ``%tf_reset -o``,
-in turn with one fresh process and one Jupyter kernel restart (+ ``%load_ext``, imports)
-per mode. Read: medians (ms) old | new | new/old; ``%tf_reset`` as a share of a restart
-(target 1 %, must be under 3 %); state after the reset beside a fresh process that built
-only ``kept`` (bytes and counts must match). ``walked`` is what one collection traverses.
-``python benchmarks/reset.py [--quick] [--no-jupyter]``: about four minutes on two cores.
+Two sessions (freeze_imports off, on) bind one trained MLP ``kept`` (~4.8 MB with Adam);
+each repetition pins ten more by ``Out[N]`` and times the cell ``%tf_reset -o``, in turn
+with one fresh process and one Jupyter kernel restart (+ ``%load_ext``, imports) per mode.
+Read: medians (ms) old | new | new/old, and the floor: the same ten models freed by a bare
+``gc.collect()``; ``%tf_reset`` as a share of a restart (target 1 %, must be under 3 %);
+state after the reset beside a fresh process that built only ``kept`` (must match).
+``python benchmarks/reset.py [--quick] [--no-jupyter]``: about five minutes on two cores.
 """
 
 from __future__ import annotations
@@ -102,11 +102,19 @@ def diagnostics() -> dict[str, int]:
     }
 
 
-def child_session(mode: str) -> None:
+def child_session(session: str) -> None:
     """One notebook session: ``rep`` pins ten stale models, then times ``%tf_reset``."""
+    if session == "previous":
+        from tfmagic.frameworks import tf_core
+
+        def two_passes(collect: Any) -> tuple[int, int]:
+            collect()  # then the entries are judged, and what they held needs a second pass
+            return 0, tf_core.prune_dead_custom_gradients()
+
+        tf_core.collect_with_custom_gradients = two_passes  # as the previous release did
     shell = make_shell()
     started = time.perf_counter()
-    for cell in load_cells(mode, IMPORTS):
+    for cell in load_cells(SESSIONS[session], IMPORTS):
         run(shell, cell)
     import_seconds = time.perf_counter() - started
     import tensorflow as tf  # imported by the cell, after %load_ext
@@ -142,8 +150,23 @@ def child_session(mode: str) -> None:
             "collector": collector_status(),
         }
 
+    def floor() -> float:
+        """The same ten models freed by one bare gc.collect(), TF's entries dropped by hand."""
+        from tensorflow.python.framework import ops
+
+        registry = ops._gradient_registry._registry
+        known = set(registry)
+        models = [shell.user_ns["fit_once"](shell.user_ns["build"]()) for _ in range(10)]
+        gc.collect()
+        del models
+        for name in set(registry) - known:
+            del registry[name]
+        started = time.perf_counter()
+        gc.collect()
+        return time.perf_counter() - started
+
     ready = {"import_seconds": import_seconds, "collector": collector_status()}
-    serve(lambda: ready, {"rep": repetition})
+    serve(lambda: ready, {"rep": repetition, "floor": floor})
 
 
 def child_restart(mode: str) -> None:
@@ -260,14 +283,23 @@ def relative(after: int, baseline: int) -> str:
     return f"{(after - baseline) / baseline * 100:+.2f} %"
 
 
+# The sessions: the previous release (no freeze; collect, prune, collect again), this one
+# with the freeze switched off, and this one as it ships.
+SESSIONS = {"previous": "off", "off": "off", "on": "on"}  # session → freeze mode
+LABELS = {"previous": "previous", "off": "freeze off", "on": "new"}
+
+
 def report(
     reps: dict[str, list[dict]],
     restarts: dict[str, dict[str, list[float]]],
     baseline: dict[str, int],
     note: str,
 ) -> None:
-    def samples(mode: str, key: str) -> list[float]:
-        return [r[key] for r in reps[mode]]
+    def at(session: str, key: str) -> float:
+        return median([r[key] for r in reps[session]])
+
+    def restart(session: str, key: str) -> float:
+        return median(restarts[SESSIONS[session]][key])
 
     rows = []
     for label, key in (
@@ -275,85 +307,84 @@ def report(
         ("  of which reset() itself", "inner"),
         ("  of which in the garbage collector", "gc"),
         ("  one gc.collect() after it (nothing to free)", "full_gc"),
+        ("the ten freed by a bare gc.collect() (floor)", "floor"),
     ):
-        old, new = median(samples("off", key)), median(samples("on", key))
-        rows.append([label, ms(old), ms(new), ratio(new, old)])
+        cells = [ms(at(session, key)) for session in SESSIONS]
+        rows.append([label, *cells, ratio(at("on", key), at("previous", key))])
     for label, key in (
         ("fresh process + %load_ext + import TF, Keras", "fresh"),
         ("Jupyter kernel restart + %load_ext + imports", "kernel"),
         ("Jupyter kernel cold start + imports (1 each)", "cold"),
     ):
-        old, new = median(restarts["off"][key]), median(restarts["on"][key])
         if restarts["on"][key]:
-            rows.append([label, ms(old), ms(new), ratio(new, old)])
+            cells = [ms(restart(session, key)) for session in SESSIONS]
+            rows.append([label, *cells, ratio(restart("on", key), restart("previous", key))])
+    for label, key in (
+        ("full collections in a reset", "collections"),
+        ("objects they freed", "freed"),
+    ):
+        rows.append([label, *(f"{at(session, key):,.0f}" for session in SESSIONS), ""])
     n = len(reps["on"])
-    print(f"\nTimings: medians of {n} repetitions (ms); old = freeze_imports off, new = on.")
-    print(table(rows, ["operation", "old", "new", "new/old"]))
-    for mode in MODES:
-        print(
-            f"{'old' if mode == 'off' else 'new'}: a reset ran "
-            f"{median(samples(mode, 'collections')):.0f} full collection(s) freeing "
-            f"{median(samples(mode, 'freed')):,.0f} objects (medians)"
-        )
+    print(
+        f"\nTimings: medians of {n} repetitions (ms). previous: no freeze, collect + prune + "
+        "collect (emulated); freeze off: this release with c.TFMagics.freeze_imports = False."
+    )
+    print(table(rows, ["operation", *LABELS.values(), "new/previous"]))
     if note:
         print(note)
 
-    print("\n%tf_reset as a share of a restart (same mode's restart):")
+    print("\n%tf_reset as a share of a restart (with the same freeze setting):")
     share_rows = []
     for label, key in (("Jupyter kernel restart", "kernel"), ("fresh process", "fresh")):
-        if not restarts["on"][key]:
-            continue
-        old = median(samples("off", "cell")) / median(restarts["off"][key])
-        new = median(samples("on", "cell")) / median(restarts["on"][key])
-        share_rows.append([label, f"{old * 100:.1f} %", f"{new * 100:.2f} %"])
-    print(table(share_rows, ["%tf_reset / ...", "old", "new"]))
+        if restarts["on"][key]:
+            shares = [at(session, "cell") / restart(session, key) for session in SESSIONS]
+            share_rows.append([label, *(f"{share * 100:.2f} %" for share in shares)])
+    print(table(share_rows, ["%tf_reset / ...", *LABELS.values()]))
 
     print(
         "\nState: before/after the last %tf_reset, the largest after-reset value over all "
         "repetitions (new), and a fresh process that re-ran only the kept cells."
     )
-    last_old, last_new = reps["off"][-1], reps["on"][-1]
+    last = {session: reps[session][-1] for session in SESSIONS}
     state_rows = []
     for name in STATE_FIELDS + DIAGNOSTIC_FIELDS:
         worst = max(r["after"][name] for r in reps["on"])
         state_rows.append(
             [
                 name,
-                show(name, last_new["before"][name]),
-                show(name, last_old["after"][name]),
-                show(name, last_new["after"][name]),
+                show(name, last["on"]["before"][name]),
+                *(show(name, last[session]["after"][name]) for session in SESSIONS),
                 show(name, worst),
                 show(name, baseline[name]),
-                relative(last_new["after"][name], baseline[name]),
+                relative(last["on"]["after"][name], baseline[name]),
             ]
         )
-    headers = ["metric", "before (new)", "after old", "after new", "after new (max)"]
-    print(table(state_rows, [*headers, "fresh", "new vs fresh"]))
+    headers = ["metric", "before (new)", *(f"after {label}" for label in LABELS.values())]
+    print(table(state_rows, [*headers, "after new (max)", "fresh", "new vs fresh"]))
 
     print()
     for label, key in (("kernel restart", "kernel"), ("fresh process", "fresh")):
         if restarts["on"][key]:
-            share = median(samples("on", "cell")) / median(restarts["on"][key])
+            share = at("on", "cell") / restart("on", key)
             verdict = "met" if share <= TARGET else "must met" if share < MUST else "NOT met"
             print(f"Target: %tf_reset <= 1 % (must < 3 %) of a {label}: {verdict}")
     for name in BYTE_FIELDS:
-        for mode in MODES:
-            worst = max(r["after"][name] for r in reps[mode])
+        for session, label in LABELS.items():
+            worst = max(r["after"][name] for r in reps[session])
             base = baseline[name]
             within = abs(worst - base) <= TARGET_BYTES * base
             print(
-                f"Check: {name} after every reset ({'new' if mode == 'on' else 'old'}) within "
-                f"1 % of a fresh start: {'yes' if within else 'NO'} "
-                f"(largest {human_bytes(worst)} vs {human_bytes(base)})"
+                f"Check: {name} after every reset ({label}) within 1 % of a fresh start: "
+                f"{'yes' if within else 'NO'} (largest {human_bytes(worst)} vs {human_bytes(base)})"
             )
     counts_equal = all(
         r["after"][name] == baseline[name]
-        for mode in MODES
-        for r in reps[mode]
+        for session in SESSIONS
+        for r in reps[session]
         for name in ("variables", "models", "layers")
     )
     print(f"Check: variables/models/layers after every reset equal the fresh start: {counts_equal}")
-    collector = last_new["collector"]
+    collector = last["on"]["collector"]
     print(
         f"Collector (new): frozen {collector['frozen']}, {collector['frozen_objects']:,} frozen "
         f"objects, deep collections {collector['deep_collections']}"
@@ -376,10 +407,10 @@ def main(argv: list[str] | None = None) -> int:
     repetitions = 2 if args.quick else 5
 
     started = time.perf_counter()
-    sessions = {mode: Child(__file__, "session", mode) for mode in MODES}
-    for mode, child in sessions.items():
-        print(f"session {mode}: set up, import {child.ready['import_seconds']:.1f} s", flush=True)
-    reps: dict[str, list[dict]] = {mode: [] for mode in MODES}
+    sessions = {session: Child(__file__, "session", session) for session in SESSIONS}
+    for session, child in sessions.items():
+        print(f"session {session}: import {child.ready['import_seconds']:.1f} s", flush=True)
+    reps: dict[str, list[dict]] = {session: [] for session in SESSIONS}
     restarts = {mode: {"fresh": [], "kernel": [], "cold": []} for mode in MODES}
     kernels: dict[str, Kernel] = {}
     note = ""
@@ -396,18 +427,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for repetition in range(repetitions):
             line = [f"repetition {repetition + 1}/{repetitions}:"]
+            for session in SESSIONS:
+                reps[session].append(sessions[session].ask("rep"))
+                reps[session][-1]["floor"] = sessions[session].ask("floor")
+                line.append(f"{session} %tf_reset {ms(reps[session][-1]['cell'])} ms;")
             for mode in MODES:
-                reps[mode].append(sessions[mode].ask("rep"))
                 restarts[mode]["fresh"].append(time_fresh_process(mode))
+                line.append(f"fresh {mode} {restarts[mode]['fresh'][-1]:.2f} s;")
                 if mode in kernels:
                     restarts[mode]["kernel"].append(kernels[mode].restart())
-                rep = reps[mode][-1]
-                line.append(
-                    f"{mode}: %tf_reset {ms(rep['cell'])} ms "
-                    f"(walked {rep['before']['walked']:,} objects), "
-                    f"fresh {restarts[mode]['fresh'][-1]:.2f} s"
-                    + (f", kernel {restarts[mode]['kernel'][-1]:.2f} s" if kernels else "")
-                )
+                    line.append(f"kernel {mode} {restarts[mode]['kernel'][-1]:.2f} s;")
             print(" ".join(line), flush=True)
     finally:
         for kernel in kernels.values():

@@ -104,8 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows, ["operation", "old", "new", "new/old"]))
     same = found["off"]["stale"] == found["on"]["stale"]
     print(f"\nstale() found {len(found['on']['stale'])}, old and new alike: {same}")
-    for line in found["on"]["stale"]:
-        print(f"  {line}")
+    for mode in MODES if not same else ("on",):
+        for line in found[mode]["stale"]:
+            print(f"  {'' if same else mode + ': '}{line}")
     new = median(samples["on"]["stale()"])
     print(f"\nTarget: stale() <= 50 ms: {'met' if new <= TARGET else 'NOT met'} ({ms(new)} ms)")
     return 0

@@ -49,9 +49,9 @@ def printed(out: dict, tag: str) -> list:
 
 
 def test_import_is_frozen_and_reset_frees_what_it_freed_before():
-    """Ten stale trained models pinned by Out[N]: the reset leaves the same variables and
+    """Stale trained models pinned by Out[N]: the reset leaves the same variables and
     allocator bytes with freezing on as off, and as a fresh process that built only the
-    kept model; collections then walk only what the notebook built."""
+    kept model, in one full collection; collections then walk only what the notebook built."""
     stale = ["fit_once()"] * 4  # the last expression: Out[N] pins each model
     run = ["%load_ext tfmagic", IMPORTS, SHOW, DEFINE, "kept = fit_once()", *stale, FULL_GCS]
     after = [

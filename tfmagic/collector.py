@@ -257,7 +257,7 @@ def _try_freeze(collected: bool) -> bool:
         _state.withheld = "objects frozen by someone else (gc.freeze()) are in place"
         return False
     watch: list[_Watched] = []
-    why = _why_not_clean(_state.shell, watch, registry=None)  # cheap: before collecting
+    why = _census(watch, registry=None)  # cheap: before collecting
     if why is None and not collected:
         gc.collect()  # nothing that is already garbage may be frozen
     return _freeze_if_clean() if why is None else _withhold(why)
@@ -265,7 +265,7 @@ def _try_freeze(collected: bool) -> bool:
 
 def _freeze_if_clean() -> bool:
     watch: list[_Watched] = []
-    why = _why_not_clean(_state.shell, watch, registry=_state.registry)
+    why = _census(watch, registry=_state.registry)
     if why is not None:
         return _withhold(why)
     gc.freeze()
@@ -282,6 +282,13 @@ def _withhold(why: str) -> bool:
 
 
 # -- the census: could anything alive now become garbage that matters? -------------------
+def _census(watch: list[_Watched], registry: Any) -> str | None:
+    try:
+        return _why_not_clean(_state.shell, watch, registry)
+    except Exception as exc:  # noqa: BLE001 - an odd object must not break a reset
+        return f"the census of what is alive failed ({type(exc).__name__}: {exc})"
+
+
 def _why_not_clean(shell: Any, watch: list[_Watched], registry: Any) -> str | None:
     """Why freezing now could keep garbage that matters alive, or None; fills ``watch``."""
     if registry is not None:

@@ -148,8 +148,9 @@ def reset(
             _reset_graph_and_keras()
     report.actions.append("eager kernel cache cleared")
     if not dry_run:
-        tf_core.clear_kernel_cache()
-        pruned = collector.collect_and_prune()  # dropped models, then what TF's entries held
+        if nested or not frameworks.keras_flavours():
+            tf_core.clear_kernel_cache()  # else each flavour's clear_session() just did
+        pruned = collector.collect_and_prune()  # dropped models and what TF's entries held
         if pruned:
             report.actions.append(f"{pruned} leaked custom-gradient entries pruned")
         if not nested:
