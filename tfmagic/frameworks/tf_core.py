@@ -54,13 +54,6 @@ def variable_bytes(variable: Any) -> int:
         return 0
 
 
-def default_graph_ops() -> int:
-    """Operations in the current default graph (a graph never removes ops)."""
-    from tensorflow.python.framework import ops
-
-    return int(ops.get_default_graph().version)
-
-
 def memory_by_device() -> dict[str, int]:
     """Current TF allocator bytes per device, without initialising the runtime.
 
