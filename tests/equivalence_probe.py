@@ -58,13 +58,13 @@ HOOKED = (
     ("tensorflow.python.eager.polymorphic_function.polymorphic_function", "Function", "__call__"),
     ("tensorflow.core.function.polymorphism.function_cache", "FunctionCache", "add"),
     ("tensorflow.python.client.session", "BaseSession", "__init__"),
-    ("keras.src.layers.layer", "Layer", "__init__"),
+    ("keras.src.layers.layer", "Layer", "__new__"),
     ("tf_keras.src.engine.base_layer", "Layer", "__init__"),
     ("tf_keras.src.engine.base_layer_v1", "Layer", "__init__"),
 )
 # The hooked callable whose wrapping proves that tracking is on, per flavour.
 PROOF = {
-    "keras3": "keras.src.layers.layer.Layer.__init__",
+    "keras3": "keras.src.layers.layer.Layer.__new__",
     "tf_keras": "tf_keras.src.engine.base_layer.Layer.__init__",
     "tf_core": "tensorflow.python.ops.resource_variable_ops.BaseResourceVariable.__init__",
     "tf1": "tensorflow.python.client.session.BaseSession.__init__",
@@ -413,6 +413,12 @@ def probe_classes(
     return records, seconds
 
 
+def plain(cls: type, attr: str) -> Any:
+    """The function behind ``cls.attr`` as the class stores it (``__new__`` is a staticmethod)."""
+    value = cls.__dict__[attr]
+    return getattr(value, "__func__", value)
+
+
 def probe_hooked() -> dict[str, Any]:
     """The callables tfmagic wraps, and every class whose attribute resolves to one."""
     records: dict[str, Any] = {}
@@ -421,7 +427,7 @@ def probe_hooked() -> dict[str, Any]:
             continue  # a flavour this process does not use
         cls = getattr(importlib.import_module(module_name), class_name)
         key = f"{module_name}.{class_name}.{attr}"
-        records[key] = describe_callable(cls.__dict__[attr])
+        records[key] = describe_callable(plain(cls, attr))
         inheritors = {}
         for sub in _subclasses(cls):
             if attr not in sub.__dict__ and getattr(sub, attr, None) is cls.__dict__[attr]:
@@ -1131,12 +1137,12 @@ def probe(flavour: str, tracking: bool) -> dict[str, Any]:
     for module_name, class_name, attr in HOOKED:
         if module_name in sys.modules:
             cls = getattr(sys.modules[module_name], class_name)
-            wrapped[f"{module_name}.{class_name}.{attr}"] = hooks.is_wrapper(cls.__dict__[attr])
+            wrapped[f"{module_name}.{class_name}.{attr}"] = hooks.is_wrapper(plain(cls, attr))
     # Attributes a wrapper cannot share with the original (not compared; for the record).
     raw = {}
     for module_name, class_name, attr in HOOKED:
         if module_name in sys.modules:
-            function = getattr(sys.modules[module_name], class_name).__dict__[attr]
+            function = plain(getattr(sys.modules[module_name], class_name), attr)
             raw[f"{class_name}.{attr}"] = {
                 "co_varnames": function.__code__.co_varnames[: function.__code__.co_argcount],
                 "__defaults__": jsonable(function.__defaults__),

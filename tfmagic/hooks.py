@@ -23,8 +23,9 @@ What is wrapped, and why (see the installers in ``frameworks/``):
 - ``Function.__call__``: note which functions a cell called (stale-capture warnings);
 - ``BaseSession.__init__``: count TF1 sessions;
 - ``Graph.__init__``: count user graphs and the ops in all of them (not FuncGraphs);
-- Keras 3 ``Layer.__init__``, tf_keras ``Layer.__init__`` (both base classes): count
-  layers and models.
+- Keras 3 ``Layer.__new__`` (not ``__init__``: no frame of ours while it runs, so its
+  warnings keep their ``stacklevel``), tf_keras ``Layer.__init__`` (both base classes):
+  count layers and models.
 """
 
 from __future__ import annotations
@@ -65,6 +66,29 @@ def after_call(cls: type, method: str, after: Callable[[Any], None]) -> None:
         return result
 
     setattr(cls, method, disguise(wrapper, original))
+
+
+def after_new(cls: type, on_new: Callable[[Any], None]) -> None:
+    """Call ``on_new(instance)`` right after ``cls.__new__`` made it (before ``__init__``).
+
+    Unlike ``after_init`` this adds no frame while ``__init__`` runs, so a warning
+    raised there with ``stacklevel`` still points at the code that called it.
+    """
+    original = cls.__dict__["__new__"]
+    function = original.__func__ if isinstance(original, staticmethod) else original
+    if function in _wrappers:
+        return
+
+    def __new__(klass: type, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
+        instance = function(klass, *args, **kwargs)
+        try:
+            on_new(instance)
+        except Exception as exc:  # noqa: BLE001 - counting must never break construction
+            incidents.record(f"tracking {cls.__name__}.__new__", exc)
+        return instance
+
+    cls.__new__ = staticmethod(disguise(__new__, function))  # type: ignore[assignment]
 
 
 def disguise(wrapper: Callable[..., Any], original: Callable[..., Any]) -> Callable[..., Any]:

@@ -6,7 +6,7 @@ import collections
 from typing import Any
 
 from tfmagic.frameworks.keras_common import internal_constructors
-from tfmagic.hooks import after_init
+from tfmagic.hooks import after_new
 from tfmagic.registry import Registry
 
 LABEL = "Keras 3"
@@ -42,7 +42,7 @@ def install(registry: Registry) -> dict[type, Any]:
         else:
             registry.layers.add(layer)
 
-    after_init(Layer, on_layer)
+    after_new(Layer, on_layer)
     return {Layer: on_layer}
 
 

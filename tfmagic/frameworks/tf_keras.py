@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import collections
+import sys
 from typing import Any
 
+from tfmagic import importwatch
 from tfmagic.frameworks.keras_common import internal_constructors
 from tfmagic.hooks import after_init
 from tfmagic.registry import Registry
@@ -13,7 +15,7 @@ LABEL = "tf_keras"
 
 
 def install(registry: Registry) -> dict[type, Any]:
-    from tf_keras.src.engine import base_layer, base_layer_v1, sequential, training
+    from tf_keras.src.engine import base_layer, sequential, training
 
     # A Sequential without an Input layer makes its own (``dense_input``).
     made_by_keras = internal_constructors(
@@ -28,10 +30,18 @@ def install(registry: Registry) -> dict[type, Any]:
         else:
             registry.layers.add(layer)
 
-    # base_layer_v1.Layer (TF1 graph mode) does not call base_layer.Layer.__init__.
-    kinds: dict[type, Any] = {base_layer.Layer: on_layer, base_layer_v1.Layer: on_layer}
-    for cls, on_new in kinds.items():
-        after_init(cls, on_new)
+    kinds: dict[type, Any] = {base_layer.Layer: on_layer}
+    after_init(base_layer.Layer, on_layer)
+
+    # base_layer_v1.Layer (TF1 graph mode) does not call base_layer.Layer.__init__; it
+    # is wrapped when tf_keras itself imports it (importing it here would be a change).
+    def on_v1_import(module: Any) -> None:
+        after_init(module.Layer, on_layer)
+
+    importwatch.when_imported("tf_keras.src.engine.base_layer_v1", on_v1_import)
+    v1 = sys.modules.get("tf_keras.src.engine.base_layer_v1")
+    if v1 is not None:
+        kinds[v1.Layer] = on_layer
     return kinds
 
 
