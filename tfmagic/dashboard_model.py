@@ -147,8 +147,8 @@ class DashboardModel:
                 value, change = metric.value(self.now), metric.value(self.change)
                 out.append(_headline(metric.key, metric.label, metric, value, change))
                 continue
-            now, change = metric.parts(self.now), metric.parts(self.change)
-            keys = list(dict.fromkeys([*now, *change]))
+            now_parts, change_parts = metric.parts(self.now), metric.parts(self.change)
+            keys = list(dict.fromkeys([*now_parts, *change_parts]))
             if not keys:
                 out.append(Headline(metric.key, metric.label, "n/a", "", 0))
             for key in keys:
@@ -157,8 +157,8 @@ class DashboardModel:
                         f"{metric.key}:{key}",
                         f"{metric.label} {key}",
                         metric,
-                        now.get(key, 0),
-                        change.get(key, 0),
+                        now_parts.get(key, 0),
+                        change_parts.get(key, 0),
                     )
                 )
         return out

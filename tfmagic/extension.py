@@ -22,7 +22,7 @@ def load(shell: InteractiveShell) -> None:
     magics = TFMagics(shell=shell, session=session)
     session.start()
     shell.register_magics(magics)
-    shell.configurables.append(magics)
+    shell.configurables.append(magics)  # type: ignore[arg-type]  # typed too narrowly
     _loaded = (session, magics)
 
 
@@ -34,7 +34,7 @@ def unload(shell: InteractiveShell | None) -> None:
     session.stop()
     if shell is not None:
         if magics in shell.configurables:
-            shell.configurables.remove(magics)
+            shell.configurables.remove(magics)  # type: ignore[arg-type]
         magics.unregister_from(shell)
     _loaded = None
 

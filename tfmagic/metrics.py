@@ -18,7 +18,6 @@ No imports from tfmagic: everything else imports this.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -135,16 +134,20 @@ def metric(label: str, **options: Any) -> Any:
     return dataclasses.field(default=0, metadata={"metric": decl})
 
 
-@functools.cache
+_declared: dict[type, tuple[Metric, ...]] = {}  # per class: fields never change
+
+
 def declared(cls: type) -> tuple[Metric, ...]:
     """The metrics declared on a dataclass (``Snapshot``), in field order."""
-    return tuple(
-        dataclasses.replace(f.metadata["metric"], key=f.name)
-        for f in dataclasses.fields(cls)
-        if "metric" in f.metadata
-    )
+    found = _declared.get(cls)
+    if found is None:
+        found = _declared[cls] = tuple(
+            dataclasses.replace(f.metadata["metric"], key=f.name)
+            for f in dataclasses.fields(cls)
+            if "metric" in f.metadata
+        )
+    return found
 
 
-@functools.cache
 def by_key(cls: type) -> Mapping[str, Metric]:
     return MappingProxyType({m.key: m for m in declared(cls)})

@@ -321,7 +321,7 @@ def _take_back(registry: dict[str, Any], handed: list[Handed]) -> int:
         for ref in variables:
             variable = ref()
             if variable is not None:
-                vars(variable).pop(_HELD_BY, None)
+                variable.__dict__.pop(_HELD_BY, None)
     gone = 0
     for (name, entry, _, _), function in zip(handed, functions, strict=True):
         if function is not None:
