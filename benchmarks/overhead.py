@@ -7,8 +7,7 @@ peak tracking on vs off (c.TFMagics.track_peak_memory: a counter reset and read 
 Then the re-run path: a cell that re-binds a model (the old one becomes garbage), where
 tfmagic collects once before recording so that its note only calls reachable state alive.
 Read: per row, median ms without/with and their difference (the per-cell cost, target
-<= 0.1 ms), snapshot() in µs (must stay flat as the heap grows), the re-run medians.
-``python benchmarks/overhead.py`` (about a minute) or ``--quick``.
+<= 0.1 ms), snapshot() in µs (flat as the heap grows), the re-run medians. ``--quick``.
 """
 
 from __future__ import annotations
