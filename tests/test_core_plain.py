@@ -9,8 +9,8 @@ import textwrap
 import pytest
 
 from tfmagic import importwatch, render
-from tfmagic.probe import Snapshot
 from tfmagic.hooks import after_init as track_instances
+from tfmagic.probe import Snapshot
 from tfmagic.registry import LiveSet
 from tfmagic.stats import GraphStats, NoSuchCell, select
 from tfmagic.tracker import CellRecord, cell_label

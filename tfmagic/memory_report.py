@@ -16,14 +16,13 @@ tracking began (or outside any recorded cell) are one row of their own.
 
 from __future__ import annotations
 
-import gc
 import html
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tfmagic import births, render
+from tfmagic import births, collector, render
 from tfmagic.records import CellRecord, cell_label
 from tfmagic.registry import REGISTRY, Registry
 
@@ -283,7 +282,7 @@ def measure(
     from tfmagic.frameworks import tf_core
 
     if pins:
-        gc.collect()  # what is merely unreachable holds nothing that matters
+        collector.collect()  # what is merely unreachable holds nothing that matters
     user_ns = shell.user_ns if shell is not None else {}
     bound = births.user_names(shell) if shell is not None else {}
     orphan_ids = {id(obj) for _, obj, _ in last_error.orphans(shell, bound, registry)}
