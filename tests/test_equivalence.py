@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -105,42 +104,6 @@ def report(
     return "\n".join(lines)
 
 
-# The one known difference, not fixed yet: a TF1 RefVariable's ops record the Python
-# stack when they are made, and the RefVariable.__init__ wrapper is on it, so TF's
-# "Originally defined at" / "defined at" texts list one extra tfmagic frame. Type and
-# message are otherwise the same; anything else that differs fails the test.
-_HOOK_FRAME = re.compile(
-    r' *File "<repo>/tfmagic/hooks\.py", line \d+, in wrapper\n(?: {6,}\S.*\n)?'
-)
-
-
-def known_paths(flavour: str, off: dict, on: dict) -> set[tuple[str, ...]]:
-    """The leaves where the only difference is that extra frame (tf1 only)."""
-    if flavour != "tf1":
-        return set()
-    flat_off, flat_on = flatten(off), flatten(on)
-    return {
-        path
-        for path, value in flat_on.items()
-        if isinstance(value, str)
-        and isinstance(flat_off.get(path), str)
-        and _HOOK_FRAME.search(value)
-        and _only_frames_shifted(flat_off[path], _HOOK_FRAME.sub("", value))
-    }
-
-
-def _only_frames_shifted(off: str, on: str, most: int = 3) -> bool:
-    """TF lists a bounded number of frames: one more frame of ours pushes one of the
-    listed frames out. Same head line; ``on`` is ``off`` less a few listed frames."""
-    a, b = off.splitlines(), on.splitlines()
-    if not a or not b or a[0] != b[0] or not 0 <= len(a) - len(b) <= most:
-        return False
-    rest = iter(a)
-    return all(any(line == x for x in rest) for line in b) and all(
-        "File " in line for line in set(a) - set(b)
-    )
-
-
 @pytest.mark.parametrize("flavour", sorted(MIN_CLASSES))
 def test_tracking_changes_nothing_observable(flavour: str) -> None:
     results = run_probes(flavour)
@@ -155,8 +118,7 @@ def test_tracking_changes_nothing_observable(flavour: str) -> None:
     constructed = sum("object" in r for r in off["compared"]["classes"].values())
     assert constructed >= MIN_CLASSES[flavour] // 2, f"only {constructed} classes constructed"
 
-    allowed = known_paths(flavour, off["compared"], on["compared"])
-    diffs = [d for d in differences(off["compared"], on["compared"]) if d[0] not in allowed]
+    diffs = differences(off["compared"], on["compared"])
     if diffs:
         pytest.fail(report(flavour, diffs), pytrace=False)
     # tfmagic's own callbacks never failed along the way (they would show a notice).

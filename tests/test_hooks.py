@@ -115,3 +115,67 @@ def test_layer_without_init_constructs_saves_and_loads(legacy):
     assert [c["error"] for c in tracked["cells"]] == [None] * 3
     assert tracked["result"] == plain["result"]
     assert tracked["result"][2] == 2.0
+
+
+# Every graph op TF makes records the Python stack, printed in errors ("Detected at node
+# ... defined at"). Collects, from each graph the cells made, the files of those frames.
+OP_STACK_FILES = """\
+import gc
+from tensorflow.python.framework import ops as _ops
+_files = set()
+for _graph in [g for g in gc.get_objects() if isinstance(g, _ops.Graph)]:
+    for _op in _graph.get_operations():
+        _files.update(frame.filename for frame in _op.traceback)
+RESULT = {"files": sorted(_files), "error": _error}
+"""
+TF_FUNCTION_FAILS = """\
+import tensorflow as tf
+
+@tf.function
+def checked(x):
+    return tf.debugging.check_numerics(x, "boom")
+
+try:
+    checked(tf.constant([float("nan")]))
+except tf.errors.InvalidArgumentError as error:
+    _error = str(error)
+"""
+GRAPH_MODE_LAYERS = """\
+import tensorflow as tf
+import tf_keras as keras
+tf.compat.v1.disable_eager_execution()
+
+class Linear(keras.layers.Layer):
+    def __init__(self, units=3):
+        super().__init__()
+        self.w = self.add_weight(shape=(2, units), initializer="ones")  # ops, in __init__
+
+    def call(self, x):
+        return tf.matmul(x, self.w)
+
+ref = tf.compat.v1.Variable([1.0], use_resource=False, name="ref")
+res = tf.compat.v1.get_variable("res", [2], use_resource=True)
+y = Linear()(tf.compat.v1.placeholder(tf.float32, (None, 2)))
+with tf.compat.v1.Session() as sess:
+    sess.run(tf.compat.v1.global_variables_initializer())
+    try:
+        sess.run(tf.debugging.check_numerics(ref / 0.0 * 0.0, "boom"))
+    except tf.errors.InvalidArgumentError as error:
+        _error = str(error)
+"""
+
+
+@pytest.mark.parametrize(
+    "cell, env",
+    [(TF_FUNCTION_FAILS, {}), (GRAPH_MODE_LAYERS, {"TF_USE_LEGACY_KERAS": "1"})],
+    ids=["tf_function", "tf1_tf_keras"],
+)
+def test_no_tfmagic_frame_in_the_stacks_tf_records_for_ops(cell, env):
+    # The same cell numbers (they name the cells' files), with and without tfmagic.
+    plain = run_cells(["pass", cell, OP_STACK_FILES], env=env)
+    tracked = run_cells(["%load_ext tfmagic", cell, OP_STACK_FILES], env=env)
+    assert [c["error"] for c in tracked["cells"]] == [None] * 3
+    assert plain["result"]["files"], "the cell made no graph ops"
+    assert not [f for f in tracked["result"]["files"] if "tfmagic" in f]
+    assert tracked["result"] == plain["result"]
+    assert "boom" in tracked["result"]["error"]

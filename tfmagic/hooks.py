@@ -16,11 +16,18 @@ which does not follow ``__wrapped__``. Each wrapper therefore carries the origin
 ``inspect.signature`` report for the original. Exceptions pass through unchanged; a
 failure of tfmagic's own callback is recorded as an incident, never raised.
 
+TensorFlow records the Python stack of every graph op it makes and prints it in errors
+("Detected at node ... defined at"). A wrapper that is on the stack while the original
+makes ops (a RefVariable, or a tf_keras layer that adds weights in ``__init__``, in graph
+mode) takes ``hide_frames``: a context the installer supplies that keeps this module's
+frames out of what TF records. Other wrappers run while no op is made.
+
 What is wrapped, and why (see the installers in ``frameworks/``):
 - ``BaseResourceVariable.__init__``, ``RefVariable.__init__``: count variables and bytes;
 - ``Function.__init__``: count ``tf.function``s and watch their trace caches;
 - ``FunctionCache.add``: count traces as they are added;
-- ``Function.__call__``: note which functions a cell called (stale-capture warnings);
+- ``FunctionCache.lookup``: note which functions a cell called (stale-capture warnings;
+  every call of a ``tf.function`` looks its trace up, and no op is made meanwhile);
 - ``BaseSession.__init__``: count TF1 sessions;
 - ``Graph.__init__``: count user graphs and the ops in all of them (not FuncGraphs);
 - Keras 3 ``Layer.__new__`` (not ``__init__``: no frame of ours while it runs, so its
@@ -34,23 +41,31 @@ import functools
 import inspect
 import weakref
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from tfmagic import incidents
 
 _wrappers: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
 
+# Returns a context to run the original in while TF records op stacks, or None.
+FrameHider = Callable[[], AbstractContextManager[Any] | None]
 
-def after_init(cls: type, on_new: Callable[[Any], None]) -> None:
+
+def after_init(
+    cls: type, on_new: Callable[[Any], None], hide_frames: FrameHider | None = None
+) -> None:
     """Call ``on_new(instance)`` after every ``cls.__init__`` (subclasses included).
 
     Subclasses that define their own ``__init__`` reach this one through ``super()``;
     ``on_new`` may therefore see an instance twice, which ``LiveSet.add`` ignores.
     """
-    after_call(cls, "__init__", on_new)
+    after_call(cls, "__init__", on_new, hide_frames)
 
 
-def after_call(cls: type, method: str, after: Callable[[Any], None]) -> None:
+def after_call(
+    cls: type, method: str, after: Callable[[Any], None], hide_frames: FrameHider | None = None
+) -> None:
     """Call ``after(instance)`` after each call of ``cls.method`` that returns normally."""
     original = cls.__dict__[method]
     if original in _wrappers:
@@ -58,7 +73,12 @@ def after_call(cls: type, method: str, after: Callable[[Any], None]) -> None:
 
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         __tracebackhide__ = True  # keep tfmagic out of the user's tracebacks
-        result = original(self, *args, **kwargs)
+        hider = hide_frames() if hide_frames is not None else None
+        if hider is None:
+            result = original(self, *args, **kwargs)
+        else:
+            with hider:
+                result = original(self, *args, **kwargs)
         try:
             after(self)
         except Exception as exc:  # noqa: BLE001 - counting must never break the call

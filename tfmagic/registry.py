@@ -98,14 +98,18 @@ class Registry:
         self.functions = LiveSet("function")
         self.traces = 0
         self._trace_counts: dict[int, int] = {}  # id(function cache) → traces counted
+        self._cache_owners: dict[int, weakref.ref[Any]] = {}  # id(function cache) → function
         # Top-level modules ("tensorflow", "keras", "tf_keras") whose classes are wrapped.
         self.installed: set[str] = set()
-        # tf.functions called since the tracker last asked (for stale-capture warnings).
+        # tf.functions called since the tracker last asked (for stale-capture warnings),
+        # by id of their trace cache.
         self.called: dict[int, weakref.ref[Any]] = {}
 
-    def mark_called(self, function: Any) -> None:
-        if id(function) not in self.called:
-            self.called[id(function)] = weakref.ref(function)
+    def cache_used(self, cache: Any) -> None:
+        """A tracked ``tf.function`` was called: each call looks up its trace cache."""
+        owner = self._cache_owners.get(id(cache))
+        if owner is not None and id(cache) not in self.called:
+            self.called[id(cache)] = owner
 
     def take_called(self) -> list[Any]:
         called = [f for ref in self.called.values() if (f := ref()) is not None]
@@ -130,8 +134,14 @@ class Registry:
         if key in self._trace_counts:
             return
         self._trace_counts[key] = len(cache)
+        self._cache_owners[key] = weakref.ref(owner)
         self.traces += len(cache)
-        weakref.finalize(owner, self._trace_counts.pop, key, None)
+        weakref.finalize(owner, self._forget_cache, key)
+
+    def _forget_cache(self, key: int) -> None:
+        self._trace_counts.pop(key, None)
+        self._cache_owners.pop(key, None)
+        self.called.pop(key, None)
 
     def cache_changed(self, cache: Any) -> None:
         key = id(cache)

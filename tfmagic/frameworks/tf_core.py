@@ -9,8 +9,10 @@ from __future__ import annotations
 import sys
 import weakref
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
+from tfmagic import hooks
 from tfmagic.hooks import after_call, after_init
 from tfmagic.registry import Registry
 
@@ -38,11 +40,33 @@ def install(registry: Registry) -> dict[type, Any]:
         ref_variable.RefVariable: on_variable,
         polymorphic_function.Function: on_function,
     }
-    for cls, on_new in kinds.items():
-        after_init(cls, on_new)
+    # RefVariable.__init__ makes its ops itself (a resource variable's subclass makes
+    # them before calling the wrapped base __init__).
+    after_init(ref_variable.RefVariable, on_variable, op_stack_hider())
+    for cls in (resource_variable_ops.BaseResourceVariable, polymorphic_function.Function):
+        after_init(cls, kinds[cls])
     after_call(function_cache.FunctionCache, "add", registry.cache_changed)
-    after_call(polymorphic_function.Function, "__call__", registry.mark_called)
+    after_call(function_cache.FunctionCache, "lookup", registry.cache_used)
     return kinds
+
+
+def op_stack_hider() -> hooks.FrameHider:
+    """For ``hooks``: keeps its frames out of the Python stacks TF records for graph ops
+    (a ``tf_stack`` filter, as TF's own ``CurrentModuleFilter``), where ops are recorded."""
+    from tensorflow.python.eager import context
+    from tensorflow.python.util import tf_stack
+
+    ours = frozenset({hooks.__file__})
+
+    class HideHooks(tf_stack.StackTraceFilter):
+        def get_filtered_filenames(self) -> frozenset[str]:
+            return ours | self.parent.get_filtered_filenames()  # and what was filtered already
+
+    def hider() -> AbstractContextManager[Any] | None:
+        # Eager ops record no stack; only graph building (TF1, a tf.function trace) does.
+        return None if context.executing_eagerly() else HideHooks()
+
+    return hider
 
 
 def variable_bytes(variable: Any) -> int:

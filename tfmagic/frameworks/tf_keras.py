@@ -8,6 +8,7 @@ from typing import Any
 
 from tfmagic import importwatch
 from tfmagic.frameworks.keras_common import internal_constructors
+from tfmagic.frameworks.tf_core import op_stack_hider
 from tfmagic.hooks import after_init
 from tfmagic.registry import Registry
 
@@ -31,12 +32,14 @@ def install(registry: Registry) -> dict[type, Any]:
             registry.layers.add(layer)
 
     kinds: dict[type, Any] = {base_layer.Layer: on_layer}
-    after_init(base_layer.Layer, on_layer)
+    # A layer's __init__ may add weights: ops, in graph mode.
+    hider = op_stack_hider()
+    after_init(base_layer.Layer, on_layer, hider)
 
     # base_layer_v1.Layer (TF1 graph mode) does not call base_layer.Layer.__init__; it
     # is wrapped when tf_keras itself imports it (importing it here would be a change).
     def on_v1_import(module: Any) -> None:
-        after_init(module.Layer, on_layer)
+        after_init(module.Layer, on_layer, hider)
 
     importwatch.when_imported("tf_keras.src.engine.base_layer_v1", on_v1_import)
     v1 = sys.modules.get("tf_keras.src.engine.base_layer_v1")
