@@ -3,8 +3,8 @@
 Two sessions (freeze_imports off, on) bind one trained MLP ``kept`` (~4.8 MB with Adam);
 each repetition pins ten more by ``Out[N]`` and times the cell ``%tf_reset -o``, in turn
 with one fresh process and one Jupyter kernel restart (+ ``%load_ext``, imports) per mode.
-Read: medians (ms) old | new | new/old, and the floor: the same ten models freed by a bare
-``gc.collect()``; ``%tf_reset`` as a share of a restart (target 1 %, must be under 3 %);
+Read: medians (ms) old | new | new/old; the floor (ten such models freed by a bare
+``gc.collect()``, and only found); shares of a restart (reset: target 1 %, must < 3 %);
 state after the reset beside a fresh process that built only ``kept`` (must match).
 ``python benchmarks/reset.py [--quick] [--no-jupyter]``: about five minutes on two cores.
 """
@@ -150,8 +150,9 @@ def child_session(session: str) -> None:
             "collector": collector_status(),
         }
 
-    def floor() -> float:
-        """The same ten models freed by one bare gc.collect(), TF's entries dropped by hand."""
+    def ten_dead_models() -> None:
+        """Ten trained models that are cyclic garbage when this returns, TF's gradient
+        entries for them dropped by hand (as a reset prunes them)."""
         from tensorflow.python.framework import ops
 
         registry = ops._gradient_registry._registry
@@ -161,9 +162,27 @@ def child_session(session: str) -> None:
         del models
         for name in set(registry) - known:
             del registry[name]
+
+    def floor() -> dict[str, float]:
+        """What freeing ten such models costs at least: a bare gc.collect(); and what only
+        finding them costs: a collection under gc.DEBUG_SAVEALL finds the garbage and runs
+        its finalizers and weakref callbacks (freeing the variables' memory), but keeps the
+        objects in gc.garbage instead of freeing them."""
+        ten_dead_models()
         started = time.perf_counter()
         gc.collect()
-        return time.perf_counter() - started
+        freed = time.perf_counter() - started
+        ten_dead_models()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            started = time.perf_counter()
+            gc.collect()
+            found = time.perf_counter() - started
+        finally:
+            gc.set_debug(0)
+            del gc.garbage[:]
+        gc.collect()
+        return {"floor": freed, "find": found}
 
     ready = {"import_seconds": import_seconds, "collector": collector_status()}
     serve(lambda: ready, {"rep": repetition, "floor": floor})
@@ -307,7 +326,8 @@ def report(
         ("  of which reset() itself", "inner"),
         ("  of which in the garbage collector", "gc"),
         ("  one gc.collect() after it (nothing to free)", "full_gc"),
-        ("the ten freed by a bare gc.collect() (floor)", "floor"),
+        ("ten such models freed by a bare gc.collect() (floor)", "floor"),
+        ("  of which finding them (gc.DEBUG_SAVEALL)", "find"),
     ):
         cells = [ms(at(session, key)) for session in SESSIONS]
         rows.append([label, *cells, ratio(at("on", key), at("previous", key))])
@@ -333,13 +353,15 @@ def report(
     if note:
         print(note)
 
-    print("\n%tf_reset as a share of a restart (with the same freeze setting):")
+    print("\nAs a share of a restart (with the same freeze setting):")
     share_rows = []
     for label, key in (("Jupyter kernel restart", "kernel"), ("fresh process", "fresh")):
-        if restarts["on"][key]:
-            shares = [at(session, "cell") / restart(session, key) for session in SESSIONS]
-            share_rows.append([label, *(f"{share * 100:.2f} %" for share in shares)])
-    print(table(share_rows, ["%tf_reset / ...", *LABELS.values()]))
+        if not restarts["on"][key]:
+            continue
+        for what, work in (("%tf_reset", "cell"), ("floor", "floor"), ("finding", "find")):
+            shares = [at(session, work) / restart(session, key) for session in SESSIONS]
+            share_rows.append([f"{what} / {label}", *(f"{x * 100:.2f} %" for x in shares)])
+    print(table(share_rows, ["share", *LABELS.values()]))
 
     print(
         "\nState: before/after the last %tf_reset, the largest after-reset value over all "
@@ -429,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
             line = [f"repetition {repetition + 1}/{repetitions}:"]
             for session in SESSIONS:
                 reps[session].append(sessions[session].ask("rep"))
-                reps[session][-1]["floor"] = sessions[session].ask("floor")
+                reps[session][-1].update(sessions[session].ask("floor"))
                 line.append(f"{session} %tf_reset {ms(reps[session][-1]['cell'])} ms;")
             for mode in MODES:
                 restarts[mode]["fresh"].append(time_fresh_process(mode))
