@@ -128,16 +128,16 @@ class CellTracker:
         info = running.info
         source = getattr(info, "raw_cell", "") or ""
         key = getattr(info, "cell_id", None) or source  # as current_cell_key()
-        if (
-            self._runs[key]
-            and self.settle is not None
-            and _collectable_growth(after - running.before)
-        ):
-            self.settle()
-            after = self.probe()
+        delta = None
+        if self._runs[key] and self.settle is not None:
+            delta = after - running.before
+            if _collectable_growth(delta):
+                self.settle()
+                after = self.probe()
+                delta = None
         self._runs[key] += 1
         error = result.error_in_exec or result.error_before_exec
-        return CellRecord(
+        record = CellRecord(
             execution_count=result.execution_count,
             cell_key=key,
             label=cell_label(source),
@@ -150,6 +150,9 @@ class CellTracker:
             isolated=self.current_cell_isolated,
             peak_memory=peaks,
         )
+        if delta is not None:
+            record.__dict__["delta"] = delta  # its cached_property, already computed here
+        return record
 
     def current_cell_key(self) -> str | None:
         """The key of the top-level cell running now (None between cells)."""
