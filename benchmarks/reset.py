@@ -152,7 +152,10 @@ def child_session(session: str) -> None:
 
     def ten_dead_models() -> None:
         """Ten trained models that are cyclic garbage when this returns, TF's gradient
-        entries for them dropped by hand (as a reset prunes them)."""
+        entries for them dropped by hand and its kernel cache cleared, as a reset does
+        before it collects (a function's removal scans that cache: left full, it would
+        slow this collection and every later one in this session)."""
+        from tensorflow.python.eager import context
         from tensorflow.python.framework import ops
 
         registry = ops._gradient_registry._registry
@@ -162,6 +165,7 @@ def child_session(session: str) -> None:
         del models
         for name in set(registry) - known:
             del registry[name]
+        context.context().clear_kernel_cache()
 
     def floor() -> dict[str, float]:
         """What freeing ten such models costs at least: a bare gc.collect(); and what only
