@@ -259,6 +259,18 @@ def test_reset_button_refreshes_numbers_without_a_cell_run(board, tracker, run) 
     assert "tfmagic-reset" in report["data"]["text/html"]
 
 
+def test_a_new_dashboard_charts_earlier_button_resets_in_place(board, tracker, shell, run):
+    run("keras.Sequential([keras.Input((3,)), keras.layers.Dense(8)])")
+    board.buttons["reset"].click()
+    run("x_after_reset = 1")
+    kinds = [p.kind for p in board.model.points]
+    second, _ = show_widgets(shell, tracker)
+    assert [p.kind for p in second.model.points] == kinds  # the reset, before the last run
+    assert kinds[-2:] == ["reset", "run"]
+    drawn = board.chart.value.count('class="tfm-reset"')  # earlier tests' resets too
+    assert drawn >= 1 and second.chart.value.count('class="tfm-reset"') == drawn
+
+
 def test_hard_reset_asks_first_and_only_confirm_deletes(board, shell, run) -> None:
     run("dash_layer = keras.layers.Dense(2)\ndash_plain = [1, 2]")
     board.buttons["hard"].click()

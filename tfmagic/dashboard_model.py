@@ -114,11 +114,23 @@ class DashboardModel:
         now: Snapshot,
         chart_points: int = CHART_POINTS,
         table_rows: int = TABLE_ROWS,
+        resets: Iterable[tuple[CellRecord | None, ResetReport]] = (),
     ) -> DashboardModel:
-        """Seeded with the recorded runs so far; ``now`` is used only if there are none."""
+        """Seeded with the recorded runs so far and the button ``resets`` among them, each
+        after the run it followed (None: before any); ``now`` is used only if there are none."""
         model = cls(now, chart_points, table_rows)
-        for record in list(history)[-max(chart_points, table_rows) :]:
+        runs = list(history)
+        shown = runs[-max(chart_points, table_rows) :]
+        after: dict[int | None, list[ResetReport]] = {}
+        for record, report in resets:
+            after.setdefault(None if record is None else id(record), []).append(report)
+        if len(shown) == len(runs):  # else the resets before the first run are out of view
+            for report in after.get(None, ()):
+                model.add_reset(report)
+        for record in shown:
             model.add_record(record)
+            for report in after.get(id(record), ()):
+                model.add_reset(report)
         return model
 
     def add_record(self, record: CellRecord) -> None:

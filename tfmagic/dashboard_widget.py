@@ -56,7 +56,9 @@ def show(session: Session, widgets: bool | None = None) -> Dashboard | None:
     if widgets is None:
         widgets = has_widget_frontend(session.shell)
     if not widgets:
-        model = dm.DashboardModel.from_history(tracker.history, tracker.probe())
+        model = dm.DashboardModel.from_history(
+            tracker.history, tracker.probe(), resets=session.button_resets
+        )
         model.memory = _memory_report(session)
         print(dm.text_view(model))
         return None
@@ -98,7 +100,7 @@ class Dashboard:
         self.shell = session.shell
         self.tracker = tracker = _tracker_of(session)
         self.model = dm.DashboardModel.from_history(
-            tracker.history, tracker.probe(), chart_points, table_rows
+            tracker.history, tracker.probe(), chart_points, table_rows, session.button_resets
         )
         self.closed = False
         self.shown_at = getattr(self.shell, "execution_count", None)
@@ -263,6 +265,10 @@ class Dashboard:
         self._append(report)
         self.stale.value = STALE_PROMPT  # the list shown before the reset is out of date
         self.model.add_reset(report)
+        history = self.tracker.history
+        resets = self.session.button_resets
+        resets.append((history[-1] if history else None, report))
+        del resets[: -dm.CHART_POINTS]  # no chart shows more
         self.update()  # a button is not a cell run: no listener will do this for us
 
     def _hide_confirm(self) -> None:

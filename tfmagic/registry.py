@@ -112,9 +112,10 @@ class Registry:
             self.called[id(cache)] = owner
 
     def take_called(self) -> list[Any]:
-        called = [f for ref in self.called.values() if (f := ref()) is not None]
-        self.called.clear()
-        return called
+        # Swapped, not iterated in place: a tf.function called from another thread (tf.data,
+        # a callback) may add to it meanwhile.
+        called, self.called = self.called, {}
+        return [f for ref in called.values() if (f := ref()) is not None]
 
     @property
     def kinds(self) -> tuple[LiveSet, ...]:

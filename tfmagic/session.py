@@ -45,6 +45,9 @@ class Session:
         self.isolation = Isolation(registry)
         self.tracker = CellTracker(shell) if shell is not None else None
         self.dashboard: Dashboard | None = None
+        # Resets made with a dashboard button (no cell run records them), each with the run
+        # recorded before it: a dashboard shown later charts them too.
+        self.button_resets: list[tuple[CellRecord | None, ResetReport]] = []
         self.warn_on_growth = True
         self._freeze_imports = True
         self._started = False
