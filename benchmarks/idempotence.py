@@ -231,6 +231,14 @@ def report(runs: dict[tuple[str, str], list[Run]], status: dict[str, Any]) -> No
     print()
     for what, ok in checks.items():
         print(f"Check: %%tf_isolated run {n} has the {what} of run 1: {'yes' if ok else 'NO'}")
+    # The allocator's reading moves by 0.5-1.5 MiB from one identical run to the next (in the
+    # previous release too; neither gc.collect() nor waiting changes it): show its range.
+    memory = [r.memory_total for r in runs["isolated", "on"]]
+    print(
+        f"TF allocator bytes over the isolated runs: {mib(min(memory))}..{mib(max(memory))} MiB "
+        f"(run 1: {mib(first.memory_total)}, runs {n // 2 + 1}-{n} at most "
+        f"{mib(max(memory[n // 2 :]))})"
+    )
     for label, ratios in (("a plain re-run", share), ("a plain re-run minus its GC", bare)):
         new = ratios["on"]
         verdict = "met" if new <= TARGET else "must met" if new < MUST else "NOT met"
