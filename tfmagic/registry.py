@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import weakref
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -83,6 +84,14 @@ class LiveSet:
         return ref is not None and ref() is obj
 
 
+@dataclass
+class _WatchedCache:
+    """A tracked ``tf.function``'s trace cache: whose it is, and its traces counted so far."""
+
+    owner: weakref.ref[Any]
+    traces: int
+
+
 class Registry:
     """Every kind tfmagic counts, plus the running count of ``tf.function`` traces."""
 
@@ -97,8 +106,7 @@ class Registry:
         self.sessions = LiveSet("session")
         self.functions = LiveSet("function")
         self.traces = 0
-        self._trace_counts: dict[int, int] = {}  # id(function cache) → traces counted
-        self._cache_owners: dict[int, weakref.ref[Any]] = {}  # id(function cache) → function
+        self._caches: dict[int, _WatchedCache] = {}  # by id of a tf.function's trace cache
         # Top-level modules ("tensorflow", "keras", "tf_keras") whose classes are wrapped.
         self.installed: set[str] = set()
         # tf.functions called since the tracker last asked (for stale-capture warnings),
@@ -107,9 +115,9 @@ class Registry:
 
     def cache_used(self, cache: Any) -> None:
         """A tracked ``tf.function`` was called: each call looks up its trace cache."""
-        owner = self._cache_owners.get(id(cache))
-        if owner is not None and id(cache) not in self.called:
-            self.called[id(cache)] = owner
+        watched = self._caches.get(id(cache))
+        if watched is not None and id(cache) not in self.called:
+            self.called[id(cache)] = watched.owner
 
     def take_called(self) -> list[Any]:
         # Swapped, not iterated in place: a tf.function called from another thread (tf.data,
@@ -132,26 +140,23 @@ class Registry:
         ``experimental_get_tracing_count()`` would have said just before.
         """
         key = id(cache)
-        if key in self._trace_counts:
+        if key in self._caches:
             return
-        self._trace_counts[key] = len(cache)
-        self._cache_owners[key] = weakref.ref(owner)
+        self._caches[key] = _WatchedCache(weakref.ref(owner), len(cache))
         self.traces += len(cache)
         weakref.finalize(owner, self._forget_cache, key)
 
     def _forget_cache(self, key: int) -> None:
-        self._trace_counts.pop(key, None)
-        self._cache_owners.pop(key, None)
+        self._caches.pop(key, None)
         self.called.pop(key, None)
 
     def cache_changed(self, cache: Any) -> None:
-        key = id(cache)
-        known = self._trace_counts.get(key)
-        if known is None:
+        watched = self._caches.get(id(cache))
+        if watched is None:
             return  # a cache that belongs to no tracked tf.function
         now = len(cache)
-        self.traces += max(0, now - known)
-        self._trace_counts[key] = now
+        self.traces += max(0, now - watched.traces)
+        watched.traces = now
 
 
 # Process-wide, like the hooks that fill it: they outlive %reload_ext.

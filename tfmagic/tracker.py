@@ -11,6 +11,7 @@ again inside the outer one; only the outermost cell is recorded.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections import Counter, deque
@@ -128,13 +129,6 @@ class CellTracker:
         info = running.info
         source = getattr(info, "raw_cell", "") or ""
         key = getattr(info, "cell_id", None) or source  # as current_cell_key()
-        delta = None
-        if self._runs[key] and self.settle is not None:
-            delta = after - running.before
-            if _collectable_growth(delta):
-                self.settle()
-                after = self.probe()
-                delta = None
         self._runs[key] += 1
         error = result.error_in_exec or result.error_before_exec
         record = CellRecord(
@@ -150,8 +144,11 @@ class CellTracker:
             isolated=self.current_cell_isolated,
             peak_memory=peaks,
         )
-        if delta is not None:
-            record.__dict__["delta"] = delta  # its cached_property, already computed here
+        if record.is_rerun and self.settle is not None and _collectable_growth(record.delta):
+            self.settle()
+            record = dataclasses.replace(
+                record, after=self.probe(), duration=time.perf_counter() - running.started
+            )
         return record
 
     def current_cell_key(self) -> str | None:

@@ -42,9 +42,9 @@ def install(registry: Registry) -> dict[type, Any]:
     }
     # RefVariable.__init__ makes its ops itself (a resource variable's subclass makes
     # them before calling the wrapped base __init__).
-    after_init(ref_variable.RefVariable, on_variable, op_stack_hider())
-    for cls in (resource_variable_ops.BaseResourceVariable, polymorphic_function.Function):
-        after_init(cls, kinds[cls])
+    hiders = {ref_variable.RefVariable: op_stack_hider()}
+    for cls, on_new in kinds.items():
+        after_init(cls, on_new, hiders.get(cls))
     after_call(function_cache.FunctionCache, "add", registry.cache_changed)
     after_call(function_cache.FunctionCache, "lookup", registry.cache_used)
     return kinds
